@@ -1,0 +1,34 @@
+"""Shared command-line plumbing: known errors become one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from engine.errors import EngineError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None) -> int:
+    """Run a command's ``main`` and map known errors to exit codes.
+
+    Args:
+        main: The command body; returns an exit status or None for success.
+        argv: Arguments without the program name; None means ``sys.argv[1:]``.
+
+    Returns:
+        0 on success, 2 for an ``EngineError`` (printed as one line), 130 on Ctrl-C.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return main(argv) or 0
+    except EngineError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,390 @@
+"""Configuration: one YAML file -> one validated, frozen, typed ``Config``.
+
+Every default lives in the section classes below, with a comment each. Validation happens
+once, here, at the edge: unknown keys, wrong types, out-of-range values and inconsistent
+dates are reported as one line that names the file, the key path, the bad value and what
+is allowed, e.g. ``configs/x.yaml: model.dropout = 1.5 is not in [0, 1)``.
+
+Relative paths in a config (cache_dir, csv files, output_dir) are taken relative to the
+current working directory, as with most command-line tools.
+
+Example:
+    >>> cfg = load_config("configs/btc.yaml")
+    >>> cfg.data.symbols
+    ('BTC/USDT', 'ETH/USDT')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.errors import ConfigError, InvalidKey
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*/[A-Z0-9]+(?::[A-Z0-9]+)?$")
+TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*[smhdwMy]$")
+METRICS = (
+    "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
+    "win_rate", "exposure", "fees_paid", "final_equity",
+)
+
+
+# --- reusable field checks ------------------------------------------------------------
+
+def _interval(lo: float, hi: float, *, hi_open: bool = True):
+    """A check that a number lies in [lo, hi) (or [lo, hi] when ``hi_open`` is False)."""
+
+    def check(value: float) -> float:
+        if not (lo <= value and (value < hi if hi_open else value <= hi)):
+            raise ValueError(f"is not in [{lo:g}, {hi:g}{')' if hi_open else ']'}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_symbol(value: str) -> str:
+    if not SYMBOL_RE.match(value):
+        raise ValueError("is not a ccxt market symbol such as BTC/USDT (upper case, BASE/QUOTE)")
+    return value
+
+
+def _check_timeframe(value: str) -> str:
+    if not TIMEFRAME_RE.match(value):
+        raise ValueError("is not a timeframe such as 1m, 15m, 1h, 4h, 1d or 1w")
+    return value
+
+
+def _check_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("is not an http(s) base URL such as http://127.0.0.1:8080")
+    return value.rstrip("/")
+
+
+def _unique(values: tuple) -> tuple:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ValueError(f"lists {seen[0]} twice")
+    return values
+
+
+Symbol = Annotated[str, AfterValidator(_check_symbol)]
+Symbols = Annotated[tuple[Symbol, ...], Field(min_length=1), AfterValidator(_unique)]
+Fraction = Annotated[float, _interval(0, 1)]
+SmallRate = Annotated[float, _interval(0, 0.1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Activation = Literal[
+    "tanh", "relu", "sigmoid", "linear", "elu", "selu", "gelu", "softsign", "swish"]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit dates: ``2017-13-01`` reaches validation as text and is
+    reported with its key, instead of failing inside the YAML parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections -------------------------------------------------------------------------
+
+class DataConfig(_Section):
+    """Where candles come from and how they are checked."""
+
+    exchange: str = "binance"  # any ccxt exchange id (see ccxt.exchanges)
+    symbols: Symbols = ("BTC/USDT", "ETH/USDT")  # markets read together, aligned on time
+    timeframe: Annotated[str, AfterValidator(_check_timeframe)] = "1d"  # candle length
+    start: dt.date = dt.date(2017, 8, 17)  # first day wanted (UTC)
+    end: dt.date | None = None  # last day wanted, inclusive; None = up to the last closed candle
+    cache_dir: Path = Path("cache")  # downloaded candles, one Parquet file per market
+    csv: dict[Symbol, Path] = {}  # {symbol: CSV path} read instead of the exchange
+    api_url: Annotated[str, AfterValidator(_check_url)] | None = None  # base URL for all REST calls
+    exchange_options: dict[str, Any] = {}  # extra ccxt constructor options (timeout, options, ...)
+    gap_policy: Literal["fill", "refuse"] = "fill"  # missing candles: flat fill or stop
+    retries: Annotated[int, Field(ge=0, le=20)] = 5  # retries of a temporary exchange failure
+    retry_backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0  # first retry wait, doubles
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> DataConfig:
+        import ccxt  # local: importing ccxt costs ~0.3 s, only paid when a config is loaded
+
+        if self.exchange not in ccxt.exchanges:
+            hint = difflib.get_close_matches(self.exchange, ccxt.exchanges, n=1)
+            raise InvalidKey(("exchange",), self.exchange, "is not a ccxt exchange id"
+                            + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        if self.end is not None and self.end < self.start:
+            raise InvalidKey(("end",), self.end, f"is before data.start ({self.start})")
+        if self.start > dt.datetime.now(dt.timezone.utc).date():
+            raise InvalidKey(("start",), self.start, "is in the future")
+        for symbol in self.csv:
+            if symbol not in self.symbols:
+                raise InvalidKey(("csv", symbol), str(self.csv[symbol]),
+                                f"names a symbol that is not in data.symbols {list(self.symbols)}")
+        return self
+
+
+class ModelConfig(_Section):
+    """The LSTM forecaster. Defaults are CPU-sized; configs/seed_2018.yaml has the tutorial's."""
+
+    window_len: Annotated[int, Field(ge=2, le=512)] = 7  # bars per input window
+    features: Annotated[
+        tuple[Literal["open", "high", "low", "close", "volume"], ...],
+        Field(min_length=1), AfterValidator(_unique),
+    ] = ("close", "volume")  # columns of every symbol fed to the model
+    layers: Annotated[int, Field(ge=1, le=8)] = 2  # stacked LSTM layers
+    units: Annotated[int, Field(ge=1, le=4096)] = 32  # units per LSTM layer
+    dropout: Fraction = 0.1  # dropout after each LSTM layer
+    activation: Activation = "tanh"  # LSTM activation
+    output_activation: Activation = "tanh"  # activation of the output layer (the tutorial's tanh)
+    loss: Literal["mse", "mae", "huber"] = "mse"  # training loss
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"  # training optimizer
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 0.001  # optimizer step size
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 32  # windows per gradient step
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 20  # epochs of the first fit (and cold re-fits)
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 42  # seeds weights, shuffling and dropout
+
+
+class WalkForwardConfig(_Section):
+    """When the forecaster is re-fit during the backtest."""
+
+    train_bars: Annotated[int, Field(ge=10)] | None = 1000  # bars in the first fit
+    train_until: dt.date | None = None  # or: the first fit uses bars up to this date
+    retrain_every: PositiveInt = 30  # bars forecast by one fold before the next re-fit
+    window: Literal["expanding", "rolling"] = "expanding"  # rolling keeps the first fit's length
+    warm_start: bool = True  # continue from the previous fold's weights
+    finetune_epochs: Annotated[int, Field(ge=1, le=10000)] = 5  # epochs of a warm re-fit
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_start(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("train_until") is not None:
+            if data.get("train_bars") is not None:
+                raise InvalidKey(("train_bars",), data["train_bars"],
+                                "cannot be set together with walkforward.train_until: keep one")
+            data = {**data, "train_bars": None}
+        return data
+
+
+class StrategySpec(_Section):
+    """One strategy to run: its registry name and its parameters."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+
+class BacktestConfig(_Section):
+    """What is traded and how results are compared."""
+
+    symbols: Symbols | None = None  # traded symbols; None = every data symbol
+    sort_by: Literal[METRICS] = "sharpe"  # comparison-table order (best first)
+    log_scale: bool = False  # equity charts on a log scale
+
+
+class BrokerConfig(_Section):
+    """Simulated broker costs, shared by every strategy of a run."""
+
+    cash: Annotated[float, Field(gt=0)] = 10_000.0  # starting cash, in the quote currency
+    commission: SmallRate = 0.001  # fee per fill, fraction of the traded value (0.001 = 0.1%)
+    slippage: SmallRate = 0.0005  # adverse price move per fill, fraction of the price
+
+
+class PaperConfig(_Section):
+    """Paper trading (python -m engine.paper)."""
+
+    fill: Literal["open", "ticker"] = "open"  # fill at the next candle's open or the live ticker
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # wait between checks for a candle
+    history_bars: Annotated[int, Field(ge=0)] | None = None  # history backfilled; None = data.start
+
+
+def _default_strategies() -> tuple[StrategySpec, ...]:
+    return (StrategySpec(name="lstm_signal"), StrategySpec(name="buy_and_hold"))
+
+
+class Config(_Section):
+    """The whole run configuration. Build it with ``load_config``."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    walkforward: WalkForwardConfig = WalkForwardConfig()
+    strategies: Annotated[tuple[StrategySpec, ...], Field(min_length=1)] = Field(
+        default_factory=_default_strategies)  # strategies run on every traded symbol
+    backtest: BacktestConfig = BacktestConfig()
+    broker: BrokerConfig = BrokerConfig()
+    paper: PaperConfig = PaperConfig()
+    output_dir: Path = Path("runs/default")  # where reports, charts and models go
+    source: Path | None = None  # the YAML file this came from (set by load_config)
+    source_hash: str | None = None  # sha256 of that file (set by load_config)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_shorthand(cls, data: Any) -> Any:
+        """Accept ``- name: sma_cross`` with parameters inline, and a bare ``- buy_and_hold``."""
+        if isinstance(data, dict) and isinstance(data.get("strategies"), list):
+            specs = []
+            for item in data["strategies"]:
+                if isinstance(item, str):
+                    item = {"name": item}
+                if isinstance(item, dict) and "params" not in item:
+                    item = {"name": item.get("name"),
+                            "params": {k: v for k, v in item.items() if k != "name"}}
+                specs.append(item)
+            data = {**data, "strategies": specs}
+        return data
+
+    @model_validator(mode="after")
+    def _check_symbols(self) -> Config:
+        for symbol in self.backtest.symbols or ():
+            if symbol not in self.data.symbols:
+                raise InvalidKey(("backtest", "symbols"), symbol,
+                                f"is not in data.symbols {list(self.data.symbols)}")
+        return self
+
+    @property
+    def traded_symbols(self) -> tuple[str, ...]:
+        """The symbols strategies trade: backtest.symbols, or every data symbol."""
+        return self.backtest.symbols or self.data.symbols
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain YAML/JSON-ready data (paths and dates as strings)."""
+        return self.model_dump(mode="json", exclude={"source", "source_hash"})
+
+
+# --- loading and error messages -------------------------------------------------------
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, validate and freeze a YAML config.
+
+    Args:
+        path: The YAML file.
+        overrides: Top-level keys that replace the file's (e.g. ``{"output_dir": "x"}``).
+            Defaults to None.
+
+    Returns:
+        The frozen ``Config``; ``output_dir`` defaults to ``runs/<file stem>``.
+
+    Raises:
+        ConfigError: One line naming the file, the key path, the value and what is allowed.
+    """
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        raw = yaml.load(raw_bytes, Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections "
+                          f"(data:, model:, ...), got {type(raw).__name__}")
+    raw = {"output_dir": f"runs/{path.stem}", **raw, **(overrides or {})}
+    raw["source"], raw["source_hash"] = str(path), hashlib.sha256(raw_bytes).hexdigest()
+    return validate_config(raw, label=str(path))
+
+
+def validate_config(raw: dict[str, Any], label: str = "config") -> Config:
+    """Validate an already-parsed config mapping (see ``load_config``)."""
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {_describe(exc)}") from None
+    from strategies.registry import check_specs  # strategies import backtrader: load it late
+
+    try:
+        check_specs(config.strategies)
+    except InvalidKey as exc:
+        where = ("strategies",) + exc.loc
+        raise ConfigError(f"{label}: {_line(where, exc.value, exc.problem)}") from None
+    return config
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc, value, kind = tuple(first["loc"]), first.get("input"), first["type"]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidKey):
+        text = _line(loc + cause.loc, cause.value, cause.problem)
+    elif kind == "extra_forbidden":
+        text = f"unknown key {_path(loc)}" + _did_you_mean(loc)
+    elif kind == "missing":
+        text = f"missing required key {_path(loc)}"
+    else:
+        text = _line(loc, value, _problem(first))
+    more = len(errors) - 1
+    return text + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+
+
+def _problem(error: dict) -> str:
+    ctx = error.get("ctx") or {}
+    for key, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if key in ctx and error["type"].startswith(("greater", "less")):
+            return f"must be {op} {ctx[key]}"
+    if error["type"] == "literal_error":
+        return f"is not one of {ctx.get('expected', '')}"
+    if error["type"] == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if error["type"] == "too_short":
+        return "must not be empty"
+    message = error["msg"] or "is invalid"
+    return message.replace("Input should be", "should be", 1)
+
+
+def _line(loc: Sequence, value: Any, problem: str) -> str:
+    return f"{_path(loc)} = {_show(value)} {problem}"
+
+
+def _path(loc: Sequence) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "/" in str(part) or "." in str(part):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (dt.date, Path)):
+        text = str(value)
+    elif value is None:
+        text = "null"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _did_you_mean(loc: Sequence) -> str:
+    """Suggest the closest known key for an unknown one (cheap: one model's field names)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        model = field.annotation
+    names = list(getattr(model, "model_fields", {}))
+    hint = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean {_path(tuple(loc[:-1]) + (hint[0],))!r}?)" if hint else (
+        f"; known keys: {', '.join(names)}" if names else "")

@@ -1,0 +1,199 @@
+"""Market data: one entry point that returns clean, aligned OHLCV frames.
+
+Each symbol is read from its CSV file when ``data.csv`` names one, otherwise from the
+exchange through ccxt with the on-disk cache in front (only missing candles are asked
+for). Every frame is then validated, gap-checked (filled or refused per
+``data.gap_policy``) and all symbols are aligned on their common timestamps.
+
+Example:
+    >>> market = load_market_data(load_config("configs/btc.yaml").data)
+    >>> market.frames["BTC/USDT"].close.tail()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ccxt
+import pandas as pd
+
+from engine.config import DataConfig
+from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
+from engine.data.clean import GapReport, align, apply_gap_policy, normalise, validate
+from engine.data.csv_source import read_csv_candles
+from engine.data.exchange import Downloader, make_exchange, timeframe_ms
+
+DAY_MS = 86_400_000
+
+
+def utc_now_ms() -> int:
+    """The current time in epoch milliseconds (the default clock)."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class SymbolReport:
+    """What was loaded for one symbol, before alignment."""
+
+    symbol: str
+    source: str  # "csv:<path>" or "<exchange> (cache <path>)"
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    gaps: GapReport
+    fetched_rows: int = 0  # candles newly downloaded in this call
+
+    def describe(self) -> str:
+        span = "empty"
+        if self.rows:
+            span = f"{self.first:%Y-%m-%d %H:%M} .. {self.last:%Y-%m-%d %H:%M} UTC"
+        filled = " (filled)" if self.gaps.gaps else ""
+        return f"{self.symbol}: {self.rows} rows, {span}, {self.gaps.describe()}{filled} " \
+               f"[{self.source}]"
+
+
+@dataclass
+class MarketData:
+    """Aligned frames per symbol, with what was loaded and how many requests it took."""
+
+    frames: dict[str, pd.DataFrame]
+    reports: dict[str, SymbolReport]
+    requests: int = 0  # HTTP calls made to the exchange (0 when everything was cached)
+    dropped_by_alignment: int = 0
+    timeframe: str = "1d"
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        """The common timestamps (bar open times, UTC)."""
+        return next(iter(self.frames.values())).index
+
+
+@dataclass
+class MarketDataLoader:
+    """Loads market data for a ``DataConfig``; swappable parts are constructor arguments.
+
+    Args:
+        cfg: The data section of the config.
+        exchange: A ccxt client to use instead of building one from ``cfg``.
+        now_ms: The clock, epoch ms; decides which candle is still open.
+        sleep: Waits between retries.
+        progress: Show progress bars while downloading.
+    """
+
+    cfg: DataConfig
+    exchange: ccxt.Exchange | None = None
+    now_ms: Callable[[], int] = utc_now_ms
+    sleep: Callable[[float], None] = time.sleep
+    progress: bool = True
+    _downloader: Downloader | None = field(default=None, repr=False)
+
+    @property
+    def downloader(self) -> Downloader:
+        if self._downloader is None:
+            exchange = self.exchange or make_exchange(self.cfg)
+            self._downloader = Downloader(exchange, retries=self.cfg.retries,
+                                          backoff_s=self.cfg.retry_backoff_s,
+                                          sleep=self.sleep, progress=self.progress)
+        return self._downloader
+
+    @property
+    def requests(self) -> int:
+        return self._downloader.requests if self._downloader else 0
+
+    def load(self) -> MarketData:
+        """Read every configured symbol, validate, apply the gap policy and align."""
+        step = pd.Timedelta(milliseconds=timeframe_ms(self.cfg.timeframe))
+        frames, reports = {}, {}
+        for symbol in self.cfg.symbols:
+            frame, source, fetched = self._read(symbol)
+            frame = normalise(frame)
+            validate(frame, symbol)
+            frame, gaps = apply_gap_policy(frame, symbol, step, self.cfg.gap_policy)
+            frames[symbol] = frame
+            reports[symbol] = SymbolReport(
+                symbol, source, len(frame), frame.index[0] if len(frame) else None,
+                frame.index[-1] if len(frame) else None, gaps, fetched)
+        aligned, dropped = align(frames)
+        return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe)
+
+    def _range_ms(self) -> tuple[int, int, bool]:
+        """[since, until) of wanted open times (data.start .. data.end inclusive, or now).
+
+        The third value says whether the clock capped ``until``: candles at or after it
+        are still open (or not yet begun) and are never read.
+        """
+        since = _date_ms(self.cfg.start)
+        closed_until = self.now_ms() - timeframe_ms(self.cfg.timeframe) + 1
+        if self.cfg.end is not None and _date_ms(self.cfg.end) + DAY_MS <= closed_until:
+            return since, _date_ms(self.cfg.end) + DAY_MS, False
+        return since, closed_until, True
+
+    def _read(self, symbol: str) -> tuple[pd.DataFrame, str, int]:
+        since, until, capped = self._range_ms()
+        if symbol in self.cfg.csv:
+            path = self.cfg.csv[symbol]
+            frame = read_csv_candles(path, symbol)
+            ms = frame.index.as_unit("ms").asi8
+            return frame[(ms >= since) & (ms < until)], f"csv:{path}", 0
+        cache = CandleCache(self.cfg.cache_dir, self.cfg.exchange)
+        candles, fetched = self._sync(cache, symbol, since, until, capped)
+        ms = candles.frame.index.as_unit("ms").asi8
+        frame = candles.frame[(ms >= since) & (ms < until)]
+        source = f"{self.cfg.exchange}, cache {cache.path(symbol, self.cfg.timeframe)}"
+        return frame, source, fetched
+
+    def _sync(self, cache: CandleCache, symbol: str, since: int, until: int,
+              capped: bool) -> tuple[CachedCandles, int]:
+        """Bring the cache up to [since, until), downloading only what it lacks."""
+        tf = self.cfg.timeframe
+        cached = cache.read(symbol, tf)
+        if cached is None:
+            frame = rows_to_frame(self.downloader.fetch(symbol, tf, since, until))
+            candles = CachedCandles(frame, since, _covered_until(frame, since, until, capped, tf))
+            cache.write(symbol, tf, candles)
+            return candles, len(frame)
+        parts = [cached.frame]
+        covered_from, covered_until = cached.covered_from, cached.covered_until
+        if since < covered_from:
+            parts.insert(0, rows_to_frame(self.downloader.fetch(symbol, tf, since, covered_from)))
+            covered_from = since
+        if covered_until < until:
+            tail = rows_to_frame(self.downloader.fetch(symbol, tf, covered_until, until))
+            parts.append(tail)
+            covered_until = _covered_until(tail, covered_until, until, capped, tf)
+        fetched = sum(len(p) for p in parts) - len(cached.frame)
+        if len(parts) == 1:
+            return cached, 0
+        frame = normalise(pd.concat([p for p in parts if not p.empty]))
+        candles = CachedCandles(frame, covered_from, covered_until)
+        cache.write(symbol, tf, candles)
+        return candles, fetched
+
+
+def load_market_data(cfg: DataConfig, **kwargs) -> MarketData:
+    """Clean, aligned OHLCV frames for ``cfg.symbols`` (see ``MarketDataLoader``)."""
+    return MarketDataLoader(cfg, **kwargs).load()
+
+
+def _date_ms(day) -> int:
+    return int(pd.Timestamp(day, tz="UTC").timestamp() * 1000)
+
+
+def _covered_until(frame: pd.DataFrame, since: int, until: int, capped: bool,
+                   timeframe: str) -> int:
+    """How far a download over [since, until) is known complete.
+
+    An explicit end date is complete once downloaded. When the clock capped ``until``,
+    coverage ends right after the last closed candle received, so the next run asks from
+    there and nothing that closes later is missed.
+    """
+    if not capped:
+        return until
+    if frame.empty:
+        return since
+    return int(frame.index[-1].value // 1_000_000) + timeframe_ms(timeframe)
+
+
+__all__ = ["MarketData", "MarketDataLoader", "SymbolReport", "load_market_data"]

@@ -1,0 +1,168 @@
+"""The ccxt side of market data: building the client and paging through ``fetch_ohlcv``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+from tqdm import tqdm
+
+from engine.config import DataConfig
+from engine.data.retry import call_with_retry
+from engine.errors import ConfigError, ExchangeError
+
+
+def make_exchange(cfg: DataConfig) -> ccxt.Exchange:
+    """Build the ccxt client for ``cfg.exchange``, rate limiter on.
+
+    ``cfg.exchange_options`` are passed to the constructor. When ``cfg.api_url`` is set,
+    every REST URL of the exchange keeps its path but goes to that base URL instead
+    (testnets, proxies, the tests' loopback exchange). Exchanges whose market loading
+    also asks derivatives APIs (binance's ``fetchMarkets.types``) are told to load spot
+    markets only unless the options say otherwise.
+    """
+    cls = getattr(ccxt, cfg.exchange, None)
+    if cls is None:
+        raise ConfigError(f"data.exchange = {cfg.exchange!r} is not a ccxt exchange id")
+    options = {"enableRateLimit": True, **cfg.exchange_options}
+    exchange = cls(options)
+    fetch_markets = exchange.options.get("fetchMarkets")
+    user_set = "fetchMarkets" in (cfg.exchange_options.get("options") or {})
+    if isinstance(fetch_markets, dict) and "types" in fetch_markets and not user_set:
+        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+    if cfg.api_url:
+        exchange.urls["api"] = redirect_urls(exchange.urls["api"], cfg.api_url)
+    return exchange
+
+
+def redirect_urls(urls: Any, base: str) -> Any:
+    """Replace the scheme and host of every URL in ccxt's (nested) ``urls['api']``."""
+    if isinstance(urls, dict):
+        return {key: redirect_urls(value, base) for key, value in urls.items()}
+    if isinstance(urls, str) and urls.startswith(("http://", "https://")):
+        parts = urlsplit(urls)
+        return base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+    return urls
+
+
+@dataclass
+class Downloader:
+    """Pages through an exchange's candles with retries; counts the requests it makes.
+
+    Args:
+        exchange: A ccxt exchange client.
+        retries: Retries of a temporary failure, per request.
+        backoff_s: First retry wait in seconds; doubles after each failure.
+        sleep: Waits between retries. Defaults to ``time.sleep``.
+        progress: Show a progress bar when a download spans several pages.
+    """
+
+    exchange: ccxt.Exchange
+    retries: int = 5
+    backoff_s: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    progress: bool = True
+    requests: int = 0
+    _markets_loaded: bool = field(default=False, repr=False)
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        def counted():
+            self.requests += 1
+            return call()
+
+        return call_with_retry(counted, what=what, retries=self.retries,
+                               backoff_s=self.backoff_s, sleep=self.sleep)
+
+    def check_market(self, symbol: str, timeframe: str) -> None:
+        """Fail fast on a symbol or timeframe the exchange does not have.
+
+        Raises:
+            ExchangeError: Naming the exchange, the symbol or timeframe, and what exists.
+        """
+        ex = self.exchange
+        if not self._markets_loaded:
+            self._call(f"{ex.id}: loading markets", ex.load_markets)
+            self._markets_loaded = True
+        if symbol not in ex.markets:
+            import difflib
+
+            hint = difflib.get_close_matches(symbol, list(ex.markets), n=3)
+            raise ExchangeError(f"{ex.id} has no market {symbol}"
+                                + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                                + "; fix data.symbols")
+        if ex.timeframes and timeframe not in ex.timeframes:
+            raise ExchangeError(f"{ex.id} has no {timeframe} candles for {symbol}; "
+                                f"data.timeframe must be one of {', '.join(ex.timeframes)}")
+        if not ex.has.get("fetchOHLCV"):
+            raise ExchangeError(f"{ex.id} does not serve candles (fetchOHLCV) through ccxt; "
+                                "pick another data.exchange or use data.csv")
+
+    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> list[list]:
+        """Every candle with open time in [since_ms, until_ms), paging by ``since``.
+
+        Pages may be shorter than asked (exchanges cap them differently); paging goes on
+        from the last candle received until ``until_ms`` or an empty page.
+        """
+        self.check_market(symbol, timeframe)
+        ex = self.exchange
+        tf_ms = ex.parse_timeframe(timeframe) * 1000
+        limit = _page_limit(ex)
+        what = f"{ex.id} {symbol} {timeframe} candles"
+        rows: list[list] = []
+        cursor = since_ms
+        pages = max(1, -(-(until_ms - since_ms) // (tf_ms * (limit or 500))))
+        with tqdm(total=pages, desc=f"{symbol} {timeframe}", unit="page", leave=False,
+                  disable=not self.progress or pages < 3) as bar:
+            while cursor < until_ms:
+                page = self._call(what, lambda c=cursor: self._fetch_page(
+                    symbol, timeframe, c, limit))
+                page = [row for row in page or [] if row and row[0] >= cursor]
+                if not page:
+                    break
+                rows.extend(row for row in page if row[0] < until_ms)
+                cursor = max(cursor, page[-1][0] + tf_ms)
+                bar.update(1)
+        return rows
+
+
+    def _fetch_page(self, symbol: str, timeframe: str, since: int, limit: int | None) -> list:
+        page = self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
+        if not page:
+            _check_reply_parsed(self.exchange)
+        return page
+
+
+def _check_reply_parsed(exchange: ccxt.Exchange) -> None:
+    """Raise ``ccxt.BadResponse`` when the last reply was not JSON.
+
+    ccxt turns an unparsable reply into an empty result; taken at its word, a garbled
+    page would end the download early. Raising makes it a retried temporary failure.
+    """
+    body = exchange.last_http_response
+    if isinstance(body, str) and body.strip():
+        try:
+            json.loads(body)
+        except ValueError:
+            raise ccxt.BadResponse(f"{exchange.id}: malformed JSON reply "
+                                   f"{body[:60]!r}") from None
+
+
+def _page_limit(exchange: ccxt.Exchange) -> int | None:
+    """The exchange's own per-call candle cap when ccxt knows it (binance spot: 1000)."""
+    try:
+        return int(exchange.features["spot"]["fetchOHLCV"]["limit"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Length of one candle in milliseconds (``1d`` -> 86_400_000)."""
+    return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
+
+
+__all__ = ["Downloader", "ExchangeError", "make_exchange", "redirect_urls", "timeframe_ms"]

@@ -1,0 +1,1 @@
+"""Backtrader strategies and indicators; see ``strategies.registry`` for names."""

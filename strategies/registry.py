@@ -1,0 +1,117 @@
+"""Strategies by name: every ``TargetStrategy`` subclass in this package with a ``name``.
+
+A user adds a strategy by writing one class in a module of ``strategies/`` (a subclass of
+``strategies.base.TargetStrategy`` with a ``name`` attribute) and naming it in a config;
+nothing else needs registering.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from engine.errors import InvalidKey
+from strategies.base import TargetStrategy
+
+_BASE_PARAMS = {"trade_start", "forecasts"}  # set by the engine, not by configs
+
+
+@cache
+def strategies() -> dict[str, type[TargetStrategy]]:
+    """Map each strategy name to its class, importing every module of the package once."""
+    package = importlib.import_module("strategies")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"strategies.{module.name}")
+    found: dict[str, type[TargetStrategy]] = {}
+    stack = list(TargetStrategy.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__dict__.get("name"):
+            found[cls.name] = cls
+    return dict(sorted(found.items()))
+
+
+def get_strategy(name: str) -> type[TargetStrategy]:
+    """The class registered under ``name``.
+
+    Raises:
+        InvalidKey: The name is unknown; the message lists the known ones.
+    """
+    known = strategies()
+    if name not in known:
+        hint = difflib.get_close_matches(str(name), known, n=1)
+        did = f"did you mean {hint[0]!r}? " if hint else ""
+        raise InvalidKey(("name",), name, f"is not a strategy ({did}known: {', '.join(known)})")
+    return known[name]
+
+
+def user_params(cls: type[TargetStrategy]) -> dict[str, Any]:
+    """The parameters a config may set for ``cls``, with their defaults."""
+    return {k: v for k, v in cls.params._getitems() if k not in _BASE_PARAMS}
+
+
+def resolve_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Check a config's parameters for one strategy and coerce them to the defaults' types.
+
+    Raises:
+        InvalidKey: Unknown name or parameter, wrong type, or a rule of the strategy broken.
+    """
+    cls = get_strategy(name)
+    defaults = user_params(cls)
+    params: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in defaults:
+            hint = difflib.get_close_matches(key, defaults, n=1)
+            did = f"did you mean {hint[0]!r}? " if hint else ""
+            allowed = ", ".join(defaults) or "none"
+            raise InvalidKey((key,), value, f"is not a parameter of {name} ({did}known: {allowed})")
+        params[key] = _coerce(key, value, defaults[key])
+    cls.check_params({**defaults, **params})
+    return params
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    kind = type(default)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = default is None or isinstance(value, kind)
+    if not ok:
+        raise InvalidKey((key,), value, f"must be a {kind.__name__}")
+    return value
+
+
+def check_specs(specs: Iterable[Any]) -> None:
+    """Check every ``StrategySpec`` of a config; errors carry ``[i].key`` in their location.
+
+    Raises:
+        InvalidKey: The first problem found.
+    """
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        label = spec_label(spec)
+        try:
+            resolve_params(spec.name, spec.params)
+        except InvalidKey as exc:
+            raise InvalidKey((i,) + exc.loc, exc.value, exc.problem) from None
+        if label in seen:
+            raise InvalidKey((i,), spec.name, "is listed twice with the same parameters")
+        seen.add(label)
+
+
+def spec_label(spec: Any) -> str:
+    """A short, unique display name: ``sma_cross(fast=10,slow=30)`` or ``buy_and_hold``."""
+    if not spec.params:
+        return spec.name
+    inner = ",".join(f"{k}={v}" for k, v in spec.params.items())
+    return f"{spec.name}({inner})"
