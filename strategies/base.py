@@ -90,11 +90,17 @@ class TargetStrategy(bt.Strategy):
                 self.close()
             return
         price = self.data.open[0]
-        comminfo = self.broker.getcommissioninfo(self.data)
         slip = self.broker.p.slip_perc
-        equity = self.broker.getcash() + size * price
-        # Size so that price, slippage and fee together use exactly |wanted| x equity.
-        per_unit = price * (1 + slip) * (1 + comminfo.p.commission)
-        delta = wanted * equity / per_unit * (1 - 1e-9) - size
-        if math.isfinite(delta) and abs(delta) * price > 1e-9 * max(equity, 1.0):
+        comm = self.broker.getcommissioninfo(self.data).p.commission
+        # Cash once the current position (on the other side, if any) is closed at this open,
+        # after its slippage and fee; a short's sale proceeds are already in the cash.
+        free = self.broker.getcash()
+        if size > 0:
+            free += size * price * (1 - slip) * (1 - comm)
+        elif size < 0:
+            free -= -size * price * (1 + slip) * (1 + comm)
+        # Size the new position so that price, slippage and fee use |wanted| x that cash.
+        units = abs(wanted) * free / (price * (1 + slip) * (1 + comm)) * (1 - 1e-9)
+        delta = math.copysign(units, wanted) - size
+        if math.isfinite(delta) and units > 0:
             (self.buy if delta > 0 else self.sell)(size=abs(delta))

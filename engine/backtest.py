@@ -1,0 +1,206 @@
+"""``python -m engine.backtest CONFIG [--output DIR]``: the whole research loop in one run.
+
+1. load and align the market data (exchange + cache, or CSV files);
+2. walk-forward: fit the LSTM forecaster fold by fold and forecast each fold's bars;
+3. run every configured strategy on every traded symbol over the same bars and costs;
+4. write report.json, predictions.csv, the comparison tables and charts, report.html,
+   and print the summary (forecast error beside persistence, P&L beside buy-and-hold).
+
+The output directory is assembled next to its final place and swapped in at the end, so
+a failed or interrupted run leaves the previous results untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.cli import run_cli
+from engine.config import Config, load_config
+from engine.data import MarketData, load_market_data
+from engine.report import (
+    comparison_table,
+    forecast_metrics,
+    forecast_table,
+    periods_per_year,
+    render_table,
+    trading_metrics,
+    write_json,
+)
+from engine.simulation import StrategyRun, simulate
+from engine.walkforward import WalkForwardResult, run_walkforward
+from strategies.registry import get_strategy, resolve_params, spec_label
+
+
+@dataclass
+class RunResult:
+    """What one backtest produced (also written to ``output_dir``)."""
+
+    config: Config
+    market: MarketData
+    walkforward: WalkForwardResult
+    runs: list[StrategyRun]
+    report: dict[str, Any]
+    output_dir: Path
+
+
+def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult) -> list[StrategyRun]:
+    """Every configured strategy on every traded symbol, from the first forecast bar on."""
+    trade_start = market.index[wf.first_forecast_bar]
+    runs = []
+    for symbol in cfg.traded_symbols:
+        for spec in cfg.strategies:
+            runs.append(simulate(
+                market.frames[symbol], symbol, get_strategy(spec.name),
+                resolve_params(spec.name, spec.params), cfg.broker, label=spec_label(spec),
+                trade_start=trade_start, forecasts=wf.forecasts[symbol]))
+    return runs
+
+
+def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
+                 runs: list[StrategyRun], seconds: dict[str, float]) -> dict[str, Any]:
+    """The content of report.json (every field is described in README.md)."""
+    bars_per_year = periods_per_year(cfg.data.timeframe)
+    index = market.index
+    test_start = index[wf.first_forecast_bar]
+    return {
+        "forecast": {s: forecast_metrics(wf.forecasts[s], market.frames[s]["close"])
+                     for s in market.frames},
+        "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
+                        **trading_metrics(r, bars_per_year)} for r in runs],
+        "folds": [asdict(f) for f in wf.folds],
+        "run": {
+            "config_file": str(cfg.source) if cfg.source else None,
+            "config_hash": cfg.source_hash,
+            "data": {"start": index[0].isoformat(), "end": index[-1].isoformat(),
+                     "bars": len(index), "test_start": test_start.isoformat(),
+                     "test_bars": int((index >= test_start).sum()),
+                     "timeframe": cfg.data.timeframe, "symbols": list(market.frames),
+                     "traded": list(cfg.traded_symbols),
+                     "sources": {s: r.source for s, r in market.reports.items()},
+                     "gaps": {s: asdict(r.gaps) for s, r in market.reports.items()}},
+            "seconds": seconds,
+            "device": _device(),
+            "versions": _versions(),
+        },
+        "config": cfg.to_dict(),
+    }
+
+
+def run(cfg: Config, progress: bool = True, **loader_kwargs) -> RunResult:
+    """Load data, walk forward, backtest and write every output into ``cfg.output_dir``."""
+    from engine import outputs
+
+    started = time.perf_counter()
+    market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
+    loaded = time.perf_counter()
+    final_dir = Path(cfg.output_dir)
+    work_dir = _staging_dir(final_dir)
+    try:
+        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
+                             progress=progress)
+        trained = time.perf_counter()
+        runs = run_strategies(cfg, market, wf)
+        done = time.perf_counter()
+        seconds = {"data": round(loaded - started, 3), "training": round(wf.train_seconds, 3),
+                   "backtest": round(done - trained, 3)}
+        report = build_report(cfg, market, wf, runs, seconds)
+        outputs.write_all(work_dir, cfg, market, wf, runs, report)
+        seconds["total"] = round(time.perf_counter() - started, 3)
+        write_json(work_dir / "report.json", report)
+        _swap_into_place(work_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return RunResult(cfg, market, wf, runs, report, final_dir)
+
+
+def _staging_dir(final_dir: Path) -> Path:
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = final_dir.with_name(f".{final_dir.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)  # left by a run that was killed
+    work.mkdir()
+    return work
+
+
+def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` by ``work_dir`` with two renames; the old run goes last."""
+    old = final_dir.with_name(f".{final_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final_dir.exists():
+        final_dir.rename(old)
+    work_dir.rename(final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _device() -> str:
+    from models.lstm import device_description
+
+    return device_description()
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    import keras
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    versions = {"engine": __version__, "python": platform.python_version(),
+                "keras_backend": keras.backend.backend()}
+    for dist in ("keras", "tensorflow", "jax", "torch", "backtrader", "ccxt", "pandas", "numpy"):
+        if dist not in ("tensorflow", "jax", "torch") or dist == keras.backend.backend():
+            versions[dist] = version(dist)
+    return versions
+
+
+def summary(result: RunResult) -> str:
+    """The tables printed at the end of a run."""
+    report, cfg = result.report, result.config
+    data = report["run"]["data"]
+    table = comparison_table(report["strategies"], cfg.backtest.sort_by)
+    lines = [
+        f"Test period {data['test_start'][:10]} .. {data['end'][:10]} ({data['test_bars']} bars,"
+        f" {len(report['folds'])} folds), device {report['run']['device']}",
+        "",
+        "Forecast error (next close) beside persistence (next close = this close):",
+        render_table(forecast_table(report["forecast"]), left=1),
+        "",
+        f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
+        render_table(table),
+        "",
+        f"Written to {result.output_dir}/",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.backtest",
+        description="Walk-forward LSTM backtest: forecast error and trading P&L.")
+    parser.add_argument("config", help="YAML config file, e.g. configs/btc.yaml")
+    parser.add_argument("--output", metavar="DIR", help="output directory (overrides output_dir)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    overrides = {"output_dir": args.output} if args.output else None
+    cfg = load_config(args.config, overrides)
+    result = run(cfg, progress=not args.no_progress)
+    print(summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, None))
+

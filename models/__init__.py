@@ -1,0 +1,1 @@
+"""The LSTM forecaster: windows of bars in, next-close forecasts out (Keras 3)."""

@@ -1,0 +1,149 @@
+"""Build, fit, predict with and save the LSTM forecaster (backend-agnostic Keras 3).
+
+The network follows the 2018 "predict Bitcoin and Ethereum price with RNN-LSTM in Keras"
+tutorial: stacked LSTM layers, each followed by dropout, then a dense layer with one
+output per forecast symbol and an output activation (tanh in the tutorial). Any Keras 3
+backend works: TensorFlow by default, ``KERAS_BACKEND=jax`` or ``torch`` as well; the
+backend places work on a GPU when it has one (see ``device_description``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import ModelConfig
+from engine.errors import ModelError
+
+# TensorFlow's C++ runtime logs informational lines straight to file descriptor 2 (no
+# setting silences them in TF 2.2x): "I0000 ... oneDNN custom operations are on", "Could
+# not find cuda drivers", a NodeDef attribute notice from tf.data. They are filtered out
+# around the import and the first fit; every other line still reaches stderr.
+_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} |"
+                    r"E\d{4} .*NodeDef mentions attribute)")
+
+
+@contextlib.contextmanager
+def _filtered_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if line.strip() and not _NOISE.match(line):
+                    print(line, file=sys.stderr)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with _filtered_stderr():
+    import keras
+
+_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
+_LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "huber"}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow's kernels deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Model:
+    """A compiled stack of ``cfg.layers`` LSTM layers for (window_len, n_features) inputs."""
+    layers: list[Any] = [keras.Input((cfg.window_len, n_features))]
+    for i in range(cfg.layers):
+        last = i == cfg.layers - 1
+        layers.append(keras.layers.LSTM(cfg.units, activation=cfg.activation,
+                                        return_sequences=not last))
+        layers.append(keras.layers.Dropout(cfg.dropout))
+    layers.append(keras.layers.Dense(n_outputs, activation=cfg.output_activation))
+    model = keras.Sequential(layers, name="lstm_forecaster")
+    optimizer = getattr(keras.optimizers, _OPTIMIZERS[cfg.optimizer])(
+        learning_rate=cfg.learning_rate)
+    model.compile(optimizer=optimizer, loss=_LOSSES[cfg.loss])
+    return model
+
+
+def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int,
+        batch_size: int) -> list[float]:
+    """Train on (X, y) for ``epochs``; returns the training loss of each epoch.
+
+    Raises:
+        ModelError: No windows to train on, or the loss became NaN.
+    """
+    if len(X) == 0:
+        raise ModelError("no training windows: the training period is shorter than "
+                         "model.window_len + 1 bars")
+    with _filtered_stderr():
+        history = model.fit(X, y.astype("float32"), epochs=epochs, batch_size=batch_size,
+                            shuffle=True, verbose=0)
+    losses = [float(v) for v in history.history["loss"]]
+    if not np.isfinite(losses[-1]):
+        raise ModelError(f"training diverged (loss {losses[-1]}); lower "
+                         "model.learning_rate or check the data for extreme values")
+    return losses
+
+
+def predict(model: keras.Model, X: np.ndarray) -> np.ndarray:
+    """Forecast every window in one batched model call."""
+    if len(X) == 0:
+        return np.empty((0, model.output_shape[-1]))
+    return np.asarray(model.predict_on_batch(X), dtype="float64")
+
+
+def save(model: keras.Model, path: Path, meta: dict[str, Any]) -> Path:
+    """Save the model in the native ``.keras`` format with ``meta`` as JSON beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
+    return path
+
+
+def load(path: Path) -> keras.Model:
+    """Load a model saved by ``save``."""
+    return keras.saving.load_model(path)
+
+
+def device_description() -> str:
+    """Which backend and device the model runs on, e.g. ``tensorflow on CPU``."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            where = f"GPU ({gpus[0].name})" if gpus else "CPU"
+        elif backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            where = f"{device.platform.upper()} ({device.device_kind})"
+        elif backend == "torch":
+            import torch
+
+            where = f"GPU ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() \
+                else "CPU"
+        else:
+            where = "unknown device"
+    except Exception as exc:  # a broken driver should not stop a run; say so instead
+        where = f"unknown device ({type(exc).__name__})"
+    return f"{backend} on {where}"
