@@ -43,7 +43,7 @@ def equity_chart(curves: Mapping[str, Mapping[str, pd.Series]], path: Path,
         top, bottom = axes[0][col], axes[1][col]
         for label, equity in curves[symbol].items():
             style = {"color": "black", "linestyle": "--", "linewidth": 1.2} \
-                if label.startswith(_BENCHMARK) else {"linewidth": 1.2}
+                if _BENCHMARK in label else {"linewidth": 1.2}
             top.plot(equity.index, equity.to_numpy(), label=label, **style)
             drawdown = equity / equity.cummax() - 1
             bottom.plot(drawdown.index, 100 * drawdown.to_numpy(), **style)

@@ -112,6 +112,11 @@ def comparison_table(results: Iterable[Mapping[str, Any]], sort_by: str) -> pd.D
     if frame.empty:
         return frame
     frame[TABLE_COLUMNS] = frame[TABLE_COLUMNS].astype("float64")
+    return sort_table(frame, sort_by)
+
+
+def sort_table(frame: pd.DataFrame, sort_by: str) -> pd.DataFrame:
+    """Rows best first by ``sort_by`` (smallest first for drawdown and fees), NaN last."""
     return frame.sort_values(sort_by, ascending=sort_by in LOWER_IS_BETTER,
                              na_position="last", kind="stable").reset_index(drop=True)
 
@@ -139,7 +144,7 @@ def _clean(value: Any) -> Any:
 
 
 PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "mape",
-           "directional_accuracy"}
+           "directional_accuracy", "buy_and_hold_return"}
 
 
 def format_value(column: str, value: Any) -> str:
@@ -150,29 +155,31 @@ def format_value(column: str, value: Any) -> str:
         return f"{100 * value:.1f}%"
     if column in ("n_trades", "n", "fold"):
         return f"{int(value)}"
-    if column in ("fees_paid", "final_equity") or column.endswith(("rmse", "mae")):
+    if column in ("fees_paid", "final_equity", "equity", "realized", "unrealized",
+                  "last_close", "entry_price") or column.endswith(("rmse", "mae")):
         return f"{value:,.2f}"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.2f}"
     return str(value)
 
 
-def render_table(frame: pd.DataFrame, markdown: bool = False, left: int = 2) -> str:
-    """A DataFrame as an aligned text table (first ``left`` columns left-aligned) or Markdown."""
+def render_table(frame: pd.DataFrame, markdown: bool = False) -> str:
+    """A DataFrame as an aligned text table or as Markdown; text columns align left."""
     headers = list(frame.columns)
+    text = [not pd.api.types.is_numeric_dtype(frame[c]) for c in headers]
     rows = [[format_value(c, v) for c, v in zip(headers, row, strict=True)]
             for row in frame.itertuples(index=False)]
     if markdown:
         lines = ["| " + " | ".join(headers) + " |",
-                 "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|"]
+                 "|" + "|".join("---" if t else "---:" for t in text) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) if i < left else h.rjust(w)
-                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
-    out += ["  ".join(c.ljust(w) if i < left else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
-    return "\n".join(out)
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if t else c.rjust(w)
+                         for c, w, t in zip(cells, widths, text, strict=True)).rstrip()
+
+    return "\n".join([line(headers)] + [line(r) for r in rows])
 
 
 def forecast_table(forecast: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Iterable
 from functools import cache
@@ -22,17 +23,15 @@ _BASE_PARAMS = {"trade_start", "forecasts"}  # set by the engine, not by configs
 
 @cache
 def strategies() -> dict[str, type[TargetStrategy]]:
-    """Map each strategy name to its class, importing every module of the package once."""
+    """Map each strategy name to its class, from the classes defined in the package's modules."""
     package = importlib.import_module("strategies")
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"strategies.{module.name}")
     found: dict[str, type[TargetStrategy]] = {}
-    stack = list(TargetStrategy.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if cls.__dict__.get("name"):
-            found[cls.name] = cls
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"strategies.{info.name}")
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and issubclass(obj, TargetStrategy)
+                    and obj.__module__ == module.__name__ and obj.__dict__.get("name")):
+                found[obj.name] = obj
     return dict(sorted(found.items()))
 
 
@@ -113,5 +112,6 @@ def spec_label(spec: Any) -> str:
     """A short, unique display name: ``sma_cross(fast=10,slow=30)`` or ``buy_and_hold``."""
     if not spec.params:
         return spec.name
-    inner = ",".join(f"{k}={v}" for k, v in spec.params.items())
+    inner = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in spec.params.items())
     return f"{spec.name}({inner})"

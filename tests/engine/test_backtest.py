@@ -210,3 +210,21 @@ def test_seed_2018_config_has_the_tutorial_hyperparameters():
     assert (m.layers, m.units, m.dropout, m.activation, m.loss, m.optimizer, m.batch_size,
             m.epochs, m.window_len) == (3, 512, 0.25, "tanh", "mse", "adam", 12, 53, 7)
     assert m.features == ("close", "volume") and cfg.data.symbols == ("BTC/USDT", "ETH/USDT")
+
+
+def test_compare_config_runs_on_the_loopback_exchange(served, tmp_path):
+    """configs/compare.yaml as shipped, with only the data source and sizes made tiny."""
+    import yaml
+
+    exchange, _ = served
+    raw = yaml.safe_load((REPO / "configs" / "compare.yaml").read_text())
+    raw["data"].update(api_url=exchange.url, cache_dir=str(tmp_path / "cache"), start="2020-01-01",
+                       end="2021-02-03", exchange_options={"enableRateLimit": False})
+    raw["model"].update(TINY["model"])
+    raw["walkforward"].update(TINY["walkforward"])
+    raw["output_dir"] = str(tmp_path / "compare")
+    result = run(validate_config(raw), progress=False)
+    labels = {(s["strategy"], s["symbol"]) for s in result.report["strategies"]}
+    assert len(labels) == 5 * 2
+    table = pd.read_csv(result.output_dir / "comparison.csv")
+    assert list(table["sharpe"].dropna()) == sorted(table["sharpe"].dropna(), reverse=True)
