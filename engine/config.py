@@ -75,6 +75,7 @@ def _unique(values: tuple) -> tuple:
     return values
 
 
+_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "token", "walletaddress"}
 Symbol = Annotated[str, AfterValidator(_check_symbol)]
 Symbols = Annotated[tuple[Symbol, ...], Field(min_length=1), AfterValidator(_unique)]
 Fraction = Annotated[float, _interval(0, 1)]
@@ -119,6 +120,11 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DataConfig:
+        for key in self.exchange_options:
+            if key.lower() in _SECRET_KEYS:
+                raise InvalidKey(("exchange_options", key), "...", "is a credential: API keys "
+                                 "are read only from the environment variables ENGINE_API_KEY "
+                                 "and ENGINE_API_SECRET, never from config files")
         import ccxt  # local: importing ccxt costs ~0.3 s, only paid when a config is loaded
 
         if self.exchange not in ccxt.exchanges:
@@ -204,9 +210,9 @@ class BrokerConfig(_Section):
 class PaperConfig(_Section):
     """Paper trading (python -m engine.paper)."""
 
-    fill: Literal["open", "ticker"] = "open"  # fill at the next candle's open or the live ticker
-    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # wait between checks for a candle
-    history_bars: Annotated[int, Field(ge=0)] | None = None  # history backfilled; None = data.start
+    strategy: str | None = None  # label or name of the strategy traded; None = the first listed
+    fill: Literal["open", "ticker"] = "open"  # at the next candle's open, or the ticker at once
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # wait between checks
 
 
 def _default_strategies() -> tuple[StrategySpec, ...]:

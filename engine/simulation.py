@@ -31,6 +31,7 @@ class StrategyRun:
     fills: pd.DataFrame  # time, side, size, price, commission, value
     trades: list[dict[str, Any]] = field(default_factory=list)  # round trips, P&L after fees
     fees: float = 0.0
+    pending: float | None = None  # target decided at the last bar, for the next bar's open
 
 
 class Recorder(bt.Analyzer):
@@ -131,4 +132,4 @@ def simulate(frame: pd.DataFrame, symbol: str, strategy: type[TargetStrategy],
         fills["time"] = pd.to_datetime(fills["time"]).dt.tz_localize("UTC")
     return StrategyRun(label or strategy.name, symbol, pd.Series(rec.values, index, name="equity"),
                        pd.Series(rec.sizes, index, name="position"), fills, rec.trades,
-                       0.0 if math.isnan(rec.fees) else rec.fees)
+                       0.0 if math.isnan(rec.fees) else rec.fees, result.pending_target)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,53 +120,78 @@ def run_walkforward(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig,
         model_dir: Where each fold's ``.keras`` model and JSON go; None saves nothing.
         progress: Show a progress bar over folds.
     """
-    from models import lstm  # Keras loads here, not when the engine is imported
-
-    symbols = list(frames)
     index = next(iter(frames.values())).index
-    values, _ = feature_matrix(frames, model_cfg.features)
-    windows = make_windows(values, close_matrix(frames, symbols), model_cfg.window_len)
+    windows = build_windows(frames, model_cfg)
     plans = plan_folds(len(index), first_train_end(index, wf, model_cfg.window_len), wf)
 
-    predicted = np.full((len(index), len(symbols)), np.nan)
+    predicted = np.full((len(index), len(frames)), np.nan)
     fold_of = np.full(len(index), -1)
     records: list[FoldRecord] = []
     model, started = None, time.perf_counter()
     bar = tqdm(plans, desc="walk-forward", unit="fold", disable=not progress)
     for plan in bar:
-        t0 = time.perf_counter()
-        # 1. Training windows: complete windows whose target bar is < train_end.
-        train = windows.select((windows.end >= plan.train_start + model_cfg.window_len - 1)
-                               & (windows.end <= plan.train_end - 2))
-        # 2. Fit from scratch, or continue from the previous fold's weights.
-        warm = model is not None and wf.warm_start
-        if not warm:
-            lstm.seed_everything(model_cfg.seed + plan.index)
-            model = lstm.build_model(model_cfg, values.shape[1], len(symbols))
-        epochs = wf.finetune_epochs if warm else model_cfg.epochs
-        losses = lstm.fit(model, train.X, train.y, epochs, model_cfg.batch_size)
+        # 1-2. Fit the fold (from scratch, or warm from the previous fold's model).
+        model, record = fit_fold(plan, index, windows, model, model_cfg, wf, model_dir,
+                                 list(frames))
         # 3. One batched call forecasts every bar of the fold.
         ahead = windows.select((windows.end >= plan.forecast_start)
                                & (windows.end < plan.forecast_end))
-        predicted[ahead.end] = lstm.predict(model, ahead.X)
+        predicted[ahead.end] = forecast(model, ahead)
         fold_of[ahead.end] = plan.index
-        # 4. Save the fold's model with its settings beside it.
-        record = _record(plan, index, train, ahead, epochs, warm, losses[-1],
-                         time.perf_counter() - t0, model_dir)
-        if model_dir is not None:
-            lstm.save(model, model_dir / Path(record.model_file).name, {
-                "fold": asdict(record), "model": model_cfg.model_dump(mode="json"),
-                "walkforward": wf.model_dump(mode="json"), "symbols": symbols,
-                "features": list(model_cfg.features)})
         records.append(record)
-        bar.set_postfix(loss=f"{losses[-1]:.3g}")
+        bar.set_postfix(loss=f"{record.final_loss:.3g}")
     bar.close()
-    forecasts = _tables(index, symbols, windows, predicted, fold_of)
+    forecasts = _tables(index, list(frames), windows, predicted, fold_of)
     return WalkForwardResult(forecasts, records, time.perf_counter() - started,
                              plans[0].forecast_start)
 
 
-def _record(plan: FoldPlan, index: pd.DatetimeIndex, train: Windows, ahead: Windows,
+def build_windows(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig) -> Windows:
+    """Every window of the aligned frames, with targets for every symbol."""
+    values, _ = feature_matrix(frames, model_cfg.features)
+    return make_windows(values, close_matrix(frames, list(frames)), model_cfg.window_len)
+
+
+def forecast(model: Any, windows: Windows) -> np.ndarray:
+    """Model outputs for ``windows`` in one batched call."""
+    from models import lstm  # Keras loads here, not when the engine is imported
+
+    return lstm.predict(model, windows.X)
+
+
+def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous: Any,
+             model_cfg: ModelConfig, wf: WalkForwardConfig, model_dir: Path | None,
+             symbols: list[str]) -> tuple[Any, FoldRecord]:
+    """Fit fold ``plan`` and save it; ``previous`` is the last fold's model (or None).
+
+    Every fold is seeded on its own (``seed + fold``), so a fold's weights depend only on
+    the previous fold's weights and the data: a paper trader that loads fold k from disk
+    and fits fold k + 1 gets exactly the model of an uninterrupted walk-forward.
+    """
+    from models import lstm
+
+    t0 = time.perf_counter()
+    # Training windows: complete windows inside the fold whose target bar is < train_end.
+    train = windows.select((windows.end >= plan.train_start + model_cfg.window_len - 1)
+                           & (windows.end <= plan.train_end - 2))
+    warm = previous is not None and wf.warm_start
+    lstm.seed_everything(model_cfg.seed + plan.index)
+    model = previous if warm else lstm.build_model(model_cfg, windows.X.shape[2], len(symbols))
+    lstm.seed_everything(model_cfg.seed + plan.index, model)
+    epochs = wf.finetune_epochs if warm else model_cfg.epochs
+    losses = lstm.fit(model, train.X, train.y, epochs, model_cfg.batch_size)
+    ahead = windows.end[(windows.end >= plan.forecast_start) & (windows.end < plan.forecast_end)]
+    record = _record(plan, index, len(train), ahead, epochs, warm, losses[-1],
+                     time.perf_counter() - t0, model_dir)
+    if model_dir is not None:
+        lstm.save(model, model_dir / Path(record.model_file).name, {
+            "fold": asdict(record), "model": model_cfg.model_dump(mode="json"),
+            "walkforward": wf.model_dump(mode="json"), "symbols": symbols,
+            "features": list(model_cfg.features)})
+    return model, record
+
+
+def _record(plan: FoldPlan, index: pd.DatetimeIndex, n_train: int, ahead: np.ndarray,
             epochs: int, warm: bool, loss: float, seconds: float,
             model_dir: Path | None) -> FoldRecord:
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
@@ -177,9 +203,9 @@ def _record(plan: FoldPlan, index: pd.DatetimeIndex, train: Windows, ahead: Wind
     return FoldRecord(
         fold=plan.index, train_start=index[plan.train_start].isoformat(),
         train_end=index[plan.train_end - 1].isoformat(),
-        forecast_start=target_time(int(ahead.end[0])).isoformat(),
-        forecast_end=target_time(int(ahead.end[-1])).isoformat(),
-        train_windows=len(train), forecasts=len(ahead), epochs=epochs, warm_start=warm,
+        forecast_start=target_time(int(ahead[0])).isoformat(),
+        forecast_end=target_time(int(ahead[-1])).isoformat(),
+        train_windows=n_train, forecasts=len(ahead), epochs=epochs, warm_start=warm,
         final_loss=loss, seconds=round(seconds, 3), model_file=model_file)
 
 

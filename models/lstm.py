@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -53,18 +54,30 @@ def _filtered_stderr() -> Iterator[None]:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 with _filtered_stderr():
     import keras
+# TensorFlow warns when a new batch shape retraces the predict function; a walk-forward
+# predicts a few shapes (one per fold length, one window when paper trading) on purpose.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
 _LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "huber"}
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the backend; make TensorFlow's kernels deterministic."""
+def seed_everything(seed: int, model: keras.Model | None = None) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow's kernels deterministic.
+
+    With ``model``, its layers' random-number states (dropout masks) are reset from
+    ``seed`` too. Keras does not save those states in ``.keras`` files, so this is what
+    makes "load fold k, fit fold k + 1" give exactly the weights of an uninterrupted run.
+    """
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    if model is not None:
+        states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+        for i, state in enumerate(states):
+            state.assign(np.array([seed * 1_000 + i, 0], dtype=state.dtype))
 
 
 def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Model:
@@ -111,10 +124,18 @@ def predict(model: keras.Model, X: np.ndarray) -> np.ndarray:
 
 
 def save(model: keras.Model, path: Path, meta: dict[str, Any]) -> Path:
-    """Save the model in the native ``.keras`` format with ``meta`` as JSON beside it."""
+    """Save the model in the native ``.keras`` format with ``meta`` as JSON beside it.
+
+    Both files are written under temporary names and renamed into place, so a crash
+    never leaves a half-written model behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
+    tmp_model = path.with_name(f".{path.stem}.tmp.keras")
+    tmp_meta = path.with_name(f".{path.stem}.tmp.json")
+    model.save(tmp_model)
+    tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp_model, path)
+    os.replace(tmp_meta, path.with_suffix(".json"))
     return path
 
 

@@ -71,6 +71,11 @@ class TargetStrategy(bt.Strategy):
         value = self.broker.getvalue()
         return self.position.size * self.data.close[0] / value if value else 0.0
 
+    @property
+    def pending_target(self) -> float | None:
+        """The target decided at the last bar's close, not yet traded (None: nothing)."""
+        return self._pending
+
     def next(self):
         if self.trading:
             self._pending = self.target()
@@ -83,24 +88,36 @@ class TargetStrategy(bt.Strategy):
     def rebalance(self, wanted: float) -> None:
         """Place the order that moves the position to ``wanted`` x equity at this open."""
         size = self.position.size
-        if size and wanted and (size > 0) == (wanted > 0):
-            return  # already on that side
-        if wanted == 0:
-            if size:
-                self.close()
-            return
-        price = self.data.open[0]
-        slip = self.broker.p.slip_perc
-        comm = self.broker.getcommissioninfo(self.data).p.commission
-        # Cash once the current position (on the other side, if any) is closed at this open,
-        # after its slippage and fee; a short's sale proceeds are already in the cash.
-        free = self.broker.getcash()
-        if size > 0:
-            free += size * price * (1 - slip) * (1 - comm)
-        elif size < 0:
-            free -= -size * price * (1 + slip) * (1 + comm)
-        # Size the new position so that price, slippage and fee use |wanted| x that cash.
-        units = abs(wanted) * free / (price * (1 + slip) * (1 + comm)) * (1 - 1e-9)
-        delta = math.copysign(units, wanted) - size
-        if math.isfinite(delta) and units > 0:
+        delta = order_delta(wanted, size, self.broker.getcash(), self.data.open[0],
+                            self.broker.p.slip_perc,
+                            self.broker.getcommissioninfo(self.data).p.commission)
+        if wanted == 0 and size:
+            self.close()  # exactly the position, whatever rounding says
+        elif delta:
             (self.buy if delta > 0 else self.sell)(size=abs(delta))
+
+
+def order_delta(wanted: float, size: float, cash: float, price: float, slippage: float,
+                commission: float) -> float:
+    """Units to buy (> 0) or sell (< 0) at ``price`` to hold ``wanted`` x equity; 0 = none.
+
+    The one sizing rule of the engine, used by backtests and the paper broker alike:
+    a target on the side already held keeps the position; otherwise the position is
+    closed (if any) and the new one sized so that price, slippage and fee together use
+    ``|wanted|`` x the cash left after closing.
+    """
+    if size and wanted and (size > 0) == (wanted > 0):
+        return 0.0  # already on that side
+    if wanted == 0:
+        return -size
+    # Cash once the current position (on the other side, if any) is closed at this price,
+    # after its slippage and fee; a short's sale proceeds are already in the cash.
+    free = cash
+    if size > 0:
+        free += size * price * (1 - slippage) * (1 - commission)
+    elif size < 0:
+        free -= -size * price * (1 + slippage) * (1 + commission)
+    units = abs(wanted) * free / (price * (1 + slippage) * (1 + commission)) * (1 - 1e-9)
+    if not math.isfinite(units) or units <= 0:
+        return 0.0
+    return math.copysign(units, wanted) - size

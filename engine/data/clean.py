@@ -13,7 +13,7 @@ Gap policy (``data.gap_policy``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -29,6 +29,12 @@ class GapReport:
     missing_bars: int = 0  # bars missing in all
     largest: int = 0  # bars missing in the longest run
     largest_after: pd.Timestamp | None = None  # last bar before the longest run
+    missing: tuple[pd.Timestamp, ...] = field(default=(), repr=False)  # every missing bar
+
+    def summary(self) -> dict:
+        """The counts, for reports (without the list of missing bars)."""
+        return {"gaps": self.gaps, "missing_bars": self.missing_bars, "largest": self.largest,
+                "largest_after": self.largest_after}
 
     def describe(self) -> str:
         if not self.gaps:
@@ -78,7 +84,9 @@ def find_gaps(frame: pd.DataFrame, step: pd.Timedelta) -> GapReport:
         return GapReport()
     largest_at = runs.idxmax()
     before = frame.index[frame.index.get_loc(largest_at) - 1]
-    return GapReport(len(runs), int(runs.sum()), int(runs.max()), before)
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=step)
+    missing = tuple(grid.difference(frame.index))
+    return GapReport(len(runs), int(runs.sum()), int(runs.max()), before, missing)
 
 
 def fill_gaps(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:

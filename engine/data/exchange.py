@@ -17,7 +17,8 @@ from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError
 
 
-def make_exchange(cfg: DataConfig) -> ccxt.Exchange:
+def make_exchange(cfg: DataConfig, sandbox: bool = False,
+                  credentials: dict[str, str] | None = None) -> ccxt.Exchange:
     """Build the ccxt client for ``cfg.exchange``, rate limiter on.
 
     ``cfg.exchange_options`` are passed to the constructor. When ``cfg.api_url`` is set,
@@ -25,12 +26,26 @@ def make_exchange(cfg: DataConfig) -> ccxt.Exchange:
     (testnets, proxies, the tests' loopback exchange). Exchanges whose market loading
     also asks derivatives APIs (binance's ``fetchMarkets.types``) are told to load spot
     markets only unless the options say otherwise.
+
+    Args:
+        cfg: The data section.
+        sandbox: Switch the client to the exchange's sandbox (testnet) URLs.
+        credentials: ``apiKey``/``secret``/``password`` for private calls. Defaults to None.
+
+    Raises:
+        ConfigError: Unknown exchange id, or no sandbox for it in ccxt.
     """
     cls = getattr(ccxt, cfg.exchange, None)
     if cls is None:
         raise ConfigError(f"data.exchange = {cfg.exchange!r} is not a ccxt exchange id")
-    options = {"enableRateLimit": True, **cfg.exchange_options}
+    options = {"enableRateLimit": True, **cfg.exchange_options, **(credentials or {})}
     exchange = cls(options)
+    if sandbox:
+        try:
+            exchange.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise ConfigError(f"{cfg.exchange} has no sandbox (testnet) in ccxt; run without "
+                              "--sandbox to simulate fills only") from None
     fetch_markets = exchange.options.get("fetchMarkets")
     user_set = "fetchMarkets" in (cfg.exchange_options.get("options") or {})
     if isinstance(fetch_markets, dict) and "types" in fetch_markets and not user_set:

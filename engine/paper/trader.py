@@ -1,0 +1,279 @@
+"""The paper trader: the backtest's strategy on live candles, with simulated fills.
+
+For each newly closed candle, in order, it:
+
+1. updates the candles (the cache, then the exchange for what is missing);
+2. fills the orders decided at the previous candle's close at this candle's open;
+3. re-fits the forecaster when the walk-forward schedule says so (the same folds, seeds
+   and warm starts as the backtest) and forecasts the next close;
+4. runs the configured strategy class in backtrader over the paper period to get its
+   decision at this close (the same code as the backtest: no second copy of the logic);
+5. records an order for the next open, or fills it now at the ticker (``paper.fill``);
+6. commits all of it, and the candle as processed, in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.config import Config, StrategySpec
+from engine.data import MarketData, MarketDataLoader, utc_now_ms
+from engine.data.retry import call_with_retry
+from engine.errors import ConfigError, StateError
+from engine.paper import broker as paper_broker
+from engine.paper.orders import SandboxOrders
+from engine.paper.state import Book, CandleUpdate, PaperState
+from engine.simulation import simulate
+from engine.walkforward import (
+    build_windows,
+    first_train_end,
+    fit_fold,
+    forecast,
+    plan_folds,
+    run_walkforward,
+)
+from models.features import to_prices
+from strategies.registry import get_strategy, resolve_params, spec_label
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(cfg: Config) -> str:
+    """What a state file is bound to: everything that changes trading, not paths or ends."""
+    data = cfg.to_dict()
+    for key in ("end", "cache_dir", "csv", "api_url", "exchange_options", "retries",
+                "retry_backoff_s"):
+        data["data"].pop(key, None)
+    data.pop("output_dir", None)
+    data["paper"].pop("poll_seconds", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def chosen_strategy(cfg: Config) -> StrategySpec:
+    """The strategy paper-traded: ``paper.strategy`` (a label or name), else the first."""
+    wanted = cfg.paper.strategy
+    if wanted is None:
+        return cfg.strategies[0]
+    for spec in cfg.strategies:
+        if wanted in (spec_label(spec), spec.name):
+            return spec
+    known = ", ".join(spec_label(s) for s in cfg.strategies)
+    raise ConfigError(f"paper.strategy = {wanted!r} is not one of the configured strategies "
+                      f"({known})")
+
+
+@dataclass
+class PaperTrader:
+    """Processes closed candles into a state file.
+
+    Args:
+        cfg: The run config (the same file the backtest used).
+        state: The open state file.
+        now_ms: The clock (epoch ms).
+        sleep: Waits between polls and retries.
+        exchange: A ccxt client to use instead of building one from the config.
+        orders: Sends sandbox orders for each fill; None simulates fills only.
+        progress: Progress bars while training and downloading.
+    """
+
+    cfg: Config
+    state: PaperState
+    now_ms: Callable[[], int] = utc_now_ms
+    sleep: Callable[[float], None] = time.sleep
+    exchange: Any = None
+    orders: SandboxOrders | None = None
+    progress: bool = False
+    _models: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.cfg.data.csv:
+            raise ConfigError("paper trading reads live candles from the exchange; remove "
+                              "data.csv from the config")
+        self.spec = chosen_strategy(self.cfg)
+        self._check_state()
+        self.loader = MarketDataLoader(self.cfg.data.model_copy(update={"end": None}),
+                                       exchange=self.exchange, now_ms=self.now_ms,
+                                       sleep=self.sleep, progress=self.progress)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.state.path.with_name(f"{self.state.path.stem}_models")
+
+    def _check_state(self) -> None:
+        meta = self.state.meta()
+        mine = fingerprint(self.cfg)
+        if meta and meta.get("fingerprint") != mine:
+            raise StateError(
+                f"{self.state.path} was made with another config ({meta.get('config_file')}, "
+                f"strategy {meta.get('strategy')}); use the config it was made with, or a new "
+                "--state file")
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Process every closed candle not processed yet; returns how many."""
+        market = self.loader.load()
+        meta = self.state.meta()
+        index = market.index
+        if "last_processed" not in meta:
+            self._start(market)
+            pending = [len(index) - 1]
+        else:
+            last = pd.Timestamp(meta["last_processed"])
+            pending = [i for i in range(len(index)) if index[i] > last]
+        for t in pending:
+            self._report_gaps(market, index[t])
+            self.state.apply(self._process(market, t))
+        return len(pending)
+
+    def run_forever(self, max_polls: int | None = None) -> None:
+        """Poll for closed candles every ``paper.poll_seconds`` until interrupted.
+
+        A temporary exchange failure (after its retries) is logged and tried again at the
+        next poll; every other error stops the loop.
+        """
+        from engine.errors import TemporaryExchangeError
+
+        polls = 0
+        while max_polls is None or polls < max_polls:
+            try:
+                processed = self.run_once()
+                if processed:
+                    log.info("processed %d candle(s); last %s", processed,
+                             self.state.meta()["last_processed"])
+            except TemporaryExchangeError as exc:
+                log.warning("%s; trying again in %gs", exc, self.cfg.paper.poll_seconds)
+            polls += 1
+            self.sleep(self.cfg.paper.poll_seconds)
+
+    # --- one candle ---------------------------------------------------------------------
+
+    def _start(self, market: MarketData) -> None:
+        """A new state file: empty books, bound to this config, starting at the last candle."""
+        books = [Book(s, self.cfg.broker.cash) for s in self.cfg.traded_symbols]
+        self.state.initialise({
+            "fingerprint": fingerprint(self.cfg), "config_file": str(self.cfg.source),
+            "config": self.cfg.to_dict(), "strategy": spec_label(self.spec),
+            "start": market.index[-1].isoformat(), "symbols": list(self.cfg.traded_symbols),
+            "fill": self.cfg.paper.fill, "broker": self.cfg.broker.model_dump()}, books)
+
+    def _report_gaps(self, market: MarketData, when: pd.Timestamp) -> None:
+        for symbol, report in market.reports.items():
+            if when in report.gaps.missing:
+                log.warning("%s: the exchange has no candle at %s; it was filled as a flat, "
+                            "zero-volume candle (data.gap_policy: fill)", symbol, when)
+
+    def _process(self, market: MarketData, t: int) -> CandleUpdate:
+        frames = {s: f.iloc[: t + 1] for s, f in market.frames.items()}
+        when = market.index[t].isoformat()
+        meta = self.state.meta()
+        books = self.state.books()
+        update = CandleUpdate(when, books, {})
+        # 1. Orders decided at the previous close fill at this candle's open.
+        for symbol, (target, decided_at) in self.state.open_orders().items():
+            bar = frames[symbol].iloc[-1]
+            self._fill(update, books[symbol], target, bar["open"], when, decided_at,
+                       high=bar["high"], low=bar["low"])
+        # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
+        fold, model_file, row = self._forecast(frames, t, meta)
+        update.meta.update(model_fold=fold, model_file=model_file)
+        update.forecasts = [{"time": when, "symbol": s, "pred_close": close, "pred_return": ret,
+                             "fold": fold} for s, (close, ret) in row.items()]
+        # 3. The strategy's decision at this close, from the backtest's own class.
+        start = pd.Timestamp(meta["start"])
+        known = self.state.table("forecasts")
+        for symbol in self.cfg.traded_symbols:
+            target = self._decide(frames[symbol], symbol, start, known, update.forecasts)
+            book = books[symbol]
+            if target is None or not paper_broker.changes_position(book, target):
+                continue
+            if self.cfg.paper.fill == "ticker":
+                price = self._ticker(symbol)
+                self._fill(update, book, target, price, when, when)
+            else:
+                update.open_orders[symbol] = (target, when)
+        # 4. Mark every book at this close.
+        for symbol in self.cfg.traded_symbols:
+            bar, book = frames[symbol].iloc[-1], books[symbol]
+            update.candles.append({
+                "time": when, "symbol": symbol, "open": bar["open"], "high": bar["high"],
+                "low": bar["low"], "close": bar["close"], "position": book.position,
+                "cash": book.cash, "equity": paper_broker.equity(book, bar["close"])})
+        return update
+
+    def _fill(self, update: CandleUpdate, book: Book, target: float, price: float, when: str,
+              decided_at: str, high: float | None = None, low: float | None = None) -> None:
+        fill, trade = paper_broker.execute(book, target, price, self.cfg.broker, when,
+                                           decided_at, high, low)
+        if fill is None:
+            return
+        if self.orders is not None:
+            fill["exchange_order_id"] = self.orders.send(fill, client_id=f"{when}-{book.symbol}")
+        update.fills.append(fill)
+        if trade is not None:
+            update.trades.append(trade)
+
+    def _ticker(self, symbol: str) -> float:
+        exchange = self.loader.downloader.exchange
+        ticker = call_with_retry(lambda: exchange.fetch_ticker(symbol),
+                                 what=f"{exchange.id} {symbol} ticker",
+                                 retries=self.cfg.data.retries,
+                                 backoff_s=self.cfg.data.retry_backoff_s, sleep=self.sleep)
+        return float(ticker["last"])
+
+    def _forecast(self, frames: dict[str, pd.DataFrame], t: int,
+                  meta: dict) -> tuple[int, str, dict[str, tuple[float, float]]]:
+        """(fold, model file, {symbol: (predicted close, predicted return)}) for bar t."""
+        mc, wf = self.cfg.model, self.cfg.walkforward
+        index = next(iter(frames.values())).index
+        plan = plan_folds(t + 1, first_train_end(index, wf, mc.window_len), wf)[-1]
+        windows = build_windows(frames, mc)
+        fold = meta.get("model_fold")
+        if fold is None:  # the first candle: the whole walk-forward up to here
+            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress)
+            model_file = result.folds[-1].model_file
+        elif plan.index != fold:  # a re-fit is due: the next fold, from this fold's model
+            previous = self._model(fold, meta["model_file"])
+            _, record = fit_fold(plan, index, windows, previous, mc, wf, self.model_dir,
+                                 list(frames))
+            model_file = record.model_file
+        else:
+            model_file = meta["model_file"]
+        model = self._model(plan.index, model_file)
+        last = windows.select(windows.end == t)
+        close, ret = to_prices(last, forecast(model, last))
+        self._models = {plan.index: model}  # keep only the fold in use
+        rows = {s: (float(close[0, j]), float(ret[0, j])) for j, s in enumerate(frames)}
+        return plan.index, model_file, rows
+
+    def _model(self, fold: int, model_file: str) -> Any:
+        if fold not in self._models:
+            from models import lstm
+
+            path = self.model_dir.parent / model_file
+            if not path.is_file():
+                raise StateError(f"{path}: the model of fold {fold} is missing; restore it or "
+                                 "start a new --state file")
+            self._models[fold] = lstm.load(path)
+        return self._models[fold]
+
+    def _decide(self, frame: pd.DataFrame, symbol: str, start: pd.Timestamp,
+                known: pd.DataFrame, new: list[dict]) -> float | None:
+        """The strategy's target at the last bar of ``frame``, replayed from the start."""
+        rows = pd.concat([known[known["symbol"] == symbol],
+                          pd.DataFrame([r for r in new if r["symbol"] == symbol])])
+        table = rows.set_index(pd.DatetimeIndex(pd.to_datetime(rows["time"], utc=True)))
+        run = simulate(frame, symbol, get_strategy(self.spec.name),
+                       resolve_params(self.spec.name, self.spec.params), self.cfg.broker,
+                       trade_start=start, forecasts=table[["pred_close", "pred_return"]])
+        return run.pending
+
