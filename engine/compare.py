@@ -90,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.compare",
                                      description="Compare the results of earlier backtests.")
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (with report.json)")
-    parser.add_argument("--output", type=Path, default=Path("runs/compare"),
-                        help="where the table and chart go (default: runs/compare)")
+    parser.add_argument("--output", type=Path, default=Path("runs/comparison"),
+                        help="where the table and chart go (default: runs/comparison)")
     parser.add_argument("--sort-by", default="sharpe", choices=METRICS,
                         help="metric to sort by, best first (default: sharpe)")
     parser.add_argument("--log-scale", action="store_true", help="log-scaled equity axis")

@@ -179,7 +179,8 @@ def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous
     model = previous if warm else lstm.build_model(model_cfg, windows.X.shape[2], len(symbols))
     lstm.seed_everything(model_cfg.seed + plan.index, model)
     epochs = wf.finetune_epochs if warm else model_cfg.epochs
-    losses = lstm.fit(model, train.X, train.y, epochs, model_cfg.batch_size)
+    losses = lstm.fit(model, train.X, train.y, epochs, model_cfg.batch_size,
+                      seed=model_cfg.seed + plan.index)
     ahead = windows.end[(windows.end >= plan.forecast_start) & (windows.end < plan.forecast_end)]
     record = _record(plan, index, len(train), ahead, epochs, warm, losses[-1],
                      time.perf_counter() - t0, model_dir)

@@ -87,7 +87,10 @@ def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Mode
         last = i == cfg.layers - 1
         layers.append(keras.layers.LSTM(cfg.units, activation=cfg.activation,
                                         return_sequences=not last))
-        layers.append(keras.layers.Dropout(cfg.dropout))
+        # An explicit seed puts every backend's dropout on a Keras SeedGenerator, whose state
+        # seed_everything(seed, model) resets (PyTorch's unseeded dropout would use torch's
+        # global generator instead, which a reloaded model does not reproduce).
+        layers.append(keras.layers.Dropout(cfg.dropout, seed=cfg.seed + i))
     layers.append(keras.layers.Dense(n_outputs, activation=cfg.output_activation))
     model = keras.Sequential(layers, name="lstm_forecaster")
     optimizer = getattr(keras.optimizers, _OPTIMIZERS[cfg.optimizer])(
@@ -96,9 +99,14 @@ def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Mode
     return model
 
 
-def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int,
-        batch_size: int) -> list[float]:
-    """Train on (X, y) for ``epochs``; returns the training loss of each epoch.
+def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
+        seed: int = 0) -> list[float]:
+    """Train on (X, y) for ``epochs``, shuffled anew each epoch; returns each epoch's loss.
+
+    The shuffling comes from ``numpy.random.default_rng(seed)`` rather than the global
+    state Keras would use: on JAX and PyTorch, the first ``fit`` of a model object (a
+    freshly loaded one, say) draws from that global state once more than later fits,
+    which would make a reloaded fold train differently from an uninterrupted run.
 
     Raises:
         ModelError: No windows to train on, or the loss became NaN.
@@ -106,10 +114,15 @@ def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int,
     if len(X) == 0:
         raise ModelError("no training windows: the training period is shorter than "
                          "model.window_len + 1 bars")
+    rng = np.random.default_rng(seed)
+    y = y.astype("float32")
+    losses = []
     with _filtered_stderr():
-        history = model.fit(X, y.astype("float32"), epochs=epochs, batch_size=batch_size,
-                            shuffle=True, verbose=0)
-    losses = [float(v) for v in history.history["loss"]]
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            history = model.fit(X[order], y[order], epochs=1, batch_size=batch_size,
+                                shuffle=False, verbose=0)
+            losses.append(float(history.history["loss"][-1]))
     if not np.isfinite(losses[-1]):
         raise ModelError(f"training diverged (loss {losses[-1]}); lower "
                          "model.learning_rate or check the data for extreme values")

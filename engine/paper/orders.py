@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import ccxt
-
 from engine.config import DataConfig
 from engine.data.exchange import make_exchange
 from engine.data.retry import call_with_retry
@@ -77,5 +75,3 @@ def _client_id(text: str) -> str:
     """Exchange-safe client order id: the same candle and symbol always give the same id."""
     return "paper" + "".join(c for c in text if c.isalnum())[:30]
 
-
-__all__ = ["SandboxOrders", "ccxt", "credentials_from_env", "redact"]

@@ -71,3 +71,16 @@ def test_no_training_windows_is_a_clear_error():
 
 def test_device_is_described():
     assert lstm.device_description().startswith(("tensorflow on", "jax on", "torch on"))
+
+
+def test_reloaded_model_continues_exactly_like_the_original(tmp_path):
+    """What lets a paper trader load fold k and fit fold k + 1 like the backtest did."""
+    X, y = data(80)
+    lstm.seed_everything(1)
+    original = lstm.build_model(TINY, 3, 2)
+    lstm.fit(original, X[:50], y[:50], epochs=2, batch_size=16, seed=1)
+    reloaded = lstm.load(lstm.save(original, tmp_path / "fold.keras", {}))
+    for model in (original, reloaded):
+        lstm.seed_everything(2, model)
+        lstm.fit(model, X, y, epochs=2, batch_size=16, seed=2)
+    np.testing.assert_array_equal(lstm.predict(original, X), lstm.predict(reloaded, X))

@@ -1,0 +1,51 @@
+"""Shared helpers for the benchmark scripts: the machine, the real data, a timer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = Path(os.environ.get("ENGINE_BENCH_DATA", REPO.parent / "shared" / "data"))
+
+
+def machine() -> str:
+    """One line describing where the numbers were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from models.lstm import keras  # Keras, imported with TensorFlow's start-up lines filtered
+
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}, Keras {keras.__version__} "
+            f"({keras.backend.backend()})")
+
+
+def csv_data_config(config: str = "configs/btc.yaml"):
+    """A shipped config with its candles read from the real CSV files in ``DATA``."""
+    from engine.config import load_config
+
+    cfg = load_config(REPO / config)
+    csv = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv") for s in cfg.data.symbols}
+    missing = [p for p in csv.values() if not Path(p).is_file()]
+    if missing:
+        sys.exit(f"bench: missing {missing[0]}; set ENGINE_BENCH_DATA to the folder with the "
+                 "daily BTC-USDT_1d.csv and ETH-USDT_1d.csv files")
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"csv": csv})})
+
+
+@contextmanager
+def timed(label: str, into: dict):
+    start = time.perf_counter()
+    yield
+    into[label] = time.perf_counter() - start
