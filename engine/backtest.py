@@ -26,6 +26,7 @@ from engine import __version__
 from engine.cli import run_cli
 from engine.config import Config, load_config
 from engine.data import MarketData, load_market_data
+from engine.errors import ConfigError
 from engine.report import (
     comparison_table,
     forecast_metrics,
@@ -100,9 +101,9 @@ def run(cfg: Config, progress: bool = True, **loader_kwargs) -> RunResult:
     from engine import outputs
 
     started = time.perf_counter()
+    final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
     loaded = time.perf_counter()
-    final_dir = Path(cfg.output_dir)
     work_dir = _staging_dir(final_dir)
     try:
         wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
@@ -112,15 +113,41 @@ def run(cfg: Config, progress: bool = True, **loader_kwargs) -> RunResult:
         done = time.perf_counter()
         seconds = {"data": round(loaded - started, 3), "training": round(wf.train_seconds, 3),
                    "backtest": round(done - trained, 3)}
+        seconds["total"] = round(time.perf_counter() - started, 3)
         report = build_report(cfg, market, wf, runs, seconds)
         outputs.write_all(work_dir, cfg, market, wf, runs, report)
-        seconds["total"] = round(time.perf_counter() - started, 3)
         write_json(work_dir / "report.json", report)
         _swap_into_place(work_dir, final_dir)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
     return RunResult(cfg, market, wf, runs, report, final_dir)
+
+
+def check_output_dir(path: Path) -> Path:
+    """The absolute output directory, if a backtest may replace it as a whole.
+
+    A directory that already holds files is replaced only when it holds an earlier run
+    (its report.json), so a mistyped ``--output`` never deletes unrelated files. A swap
+    interrupted by a crash (the old run parked beside it) is undone first.
+
+    Raises:
+        ConfigError: The path is a file, the root, or a directory of other files.
+    """
+    final = path.expanduser().resolve()
+    if final.parent == final:
+        raise ConfigError(f"output_dir = {path} is the file-system root; choose a directory "
+                          "for this run")
+    old = final.with_name(f".{final.name}.old")
+    if not final.exists() and old.is_dir():
+        old.rename(final)  # a previous run was killed between its two renames
+    if final.exists() and not final.is_dir():
+        raise ConfigError(f"output_dir = {path} is a file; choose a directory")
+    if final.is_dir() and any(final.iterdir()) and not (final / "report.json").is_file():
+        raise ConfigError(f"output_dir = {path} holds files but no earlier run (no report.json);"
+                          " a backtest replaces its output directory as a whole, so choose a "
+                          "new or empty directory")
+    return final
 
 
 def _staging_dir(final_dir: Path) -> Path:

@@ -58,6 +58,9 @@ def read_run(path: Path) -> SavedRun:
         report = json.loads(report_file.read_text())
         equity = pd.read_csv(equity_file, parse_dates=["timestamp"])
         report["run"]["data"], report["config"]["broker"], report["strategies"]
+        missing = {"timestamp", "strategy", "symbol", "equity"} - set(equity.columns)
+        if missing:
+            raise KeyError(f"equity.csv lacks {', '.join(sorted(missing))}")
     except FileNotFoundError:
         raise DataError(f"{path}: equity.csv is missing; re-run the backtest") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -99,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [read_run(path) for path in args.runs]
     _unique_names(runs)
     table = comparison(runs, args.sort_by)
+    if args.output.exists() and not args.output.is_dir():
+        raise DataError(f"--output {args.output} is a file; pass a directory")
     args.output.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output / "comparison.csv", index=False)
     (args.output / "comparison.md").write_text(render_table(table, markdown=True))

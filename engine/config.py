@@ -181,6 +181,9 @@ class WalkForwardConfig(_Section):
                 raise InvalidKey(("train_bars",), data["train_bars"],
                                 "cannot be set together with walkforward.train_until: keep one")
             data = {**data, "train_bars": None}
+        elif isinstance(data, dict) and "train_bars" in data and data["train_bars"] is None:
+            raise InvalidKey(("train_bars",), None, "must be a number of bars unless "
+                             "walkforward.train_until is set")
         return data
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from engine.errors import InvalidKey
+from engine.errors import ConfigError, InvalidKey
 from strategies.base import TargetStrategy
 
 _BASE_PARAMS = {"trade_start", "forecasts"}  # set by the engine, not by configs
@@ -27,7 +27,12 @@ def strategies() -> dict[str, type[TargetStrategy]]:
     package = importlib.import_module("strategies")
     found: dict[str, type[TargetStrategy]] = {}
     for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"strategies.{info.name}")
+        try:
+            module = importlib.import_module(f"strategies.{info.name}")
+        except Exception as exc:  # a user's module with a mistake must not hide the rest
+            where = f"{package.__path__[0]}/{info.name}.py"
+            raise ConfigError(f"{where} cannot be imported ({type(exc).__name__}: {exc}); "
+                              "fix or remove that strategy module") from exc
         for obj in vars(module).values():
             if (inspect.isclass(obj) and issubclass(obj, TargetStrategy)
                     and obj.__module__ == module.__name__ and obj.__dict__.get("name")):

@@ -29,7 +29,7 @@ INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000,
 class Fault:
     """One injected fault: ``kind`` for the next ``times`` matching requests."""
 
-    kind: str  # an HTTP status ("429", "500", "503", ...), "slow", "short" or "malformed"
+    kind: str  # an HTTP status ("429", "500", ...), "slow", "short", "malformed", "insufficient"
     times: int = 1
     path: str = "/api/v3/klines"
     delay_s: float = 2.0  # for "slow"
@@ -198,6 +198,18 @@ class LoopbackExchange:
                          {"price": f"{price:.8f}", "qty": f"{qty:.8f}", "commission": "0",
                           "commissionAsset": "USDT", "tradeId": order_id}]}
 
+    def _find_order(self, query: dict) -> tuple[int, object]:
+        wanted = query.get("origClientOrderId")
+        for order in self.orders:
+            if order.get("newClientOrderId") == wanted:
+                return 200, {"symbol": order["symbol"], "orderId": order["orderId"],
+                             "clientOrderId": wanted, "status": "FILLED", "type": "MARKET",
+                             "side": order.get("side", "BUY"), "price": "0",
+                             "origQty": order.get("quantity", "0"),
+                             "executedQty": order.get("quantity", "0"),
+                             "time": self.now_ms, "updateTime": self.now_ms}
+        return 400, {"code": -2013, "msg": "Order does not exist."}
+
     def _route(self, method: str, path: str, query: dict, headers,
                fault: Fault | None) -> tuple[int, object]:
         if method == "GET" and path == "/api/v3/exchangeInfo":
@@ -213,6 +225,8 @@ class LoopbackExchange:
             return self._ticker(query)
         if method == "POST" and path == "/api/v3/order":
             return self._order(query, headers)
+        if method == "GET" and path == "/api/v3/order":
+            return self._find_order(query)
         return 404, {"code": -1, "msg": f"no route {method} {path}"}
 
     def _handler(self):
@@ -235,13 +249,9 @@ class LoopbackExchange:
                 fault = exchange._take_fault(parts.path)
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.delay_s)
-                if fault is not None and fault.kind.isdigit():
-                    status = int(fault.kind)
-                    payload = {"code": -1003, "msg": "Too many requests."} if status == 429 else \
-                        {"code": -1001, "msg": "Internal error; unable to process your request."}
-                    return self._send(status, json.dumps(payload))
-                if fault is not None and fault.kind == "malformed":
-                    return self._send(200, '[[1577836800000, "7195.24", "7255.0"')
+                failed = _fault_reply(fault)
+                if failed is not None:
+                    return self._send(*failed)
                 status, payload = exchange._route(method, parts.path, query, self.headers, fault)
                 return self._send(status, json.dumps(payload))
 
@@ -266,3 +276,20 @@ class LoopbackExchange:
                 self._serve("DELETE")
 
         return Handler
+
+
+def _fault_reply(fault: Fault | None) -> tuple[int, str] | None:
+    """The reply that replaces a real one for failing fault kinds (None: serve normally)."""
+    if fault is None:
+        return None
+    if fault.kind.isdigit():
+        status = int(fault.kind)
+        payload = {"code": -1003, "msg": "Too many requests."} if status == 429 else \
+            {"code": -1001, "msg": "Internal error; unable to process your request."}
+        return status, json.dumps(payload)
+    if fault.kind == "malformed":
+        return 200, '[[1577836800000, "7195.24", "7255.0"'
+    if fault.kind == "insufficient":
+        return 400, json.dumps({"code": -2010, "msg": "Account has insufficient balance for "
+                                                      "requested action."})
+    return None

@@ -21,7 +21,7 @@ import pandas as pd
 
 from engine.config import DataConfig
 from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
-from engine.data.clean import GapReport, align, apply_gap_policy, normalise, validate
+from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
 from engine.data.exchange import Downloader, make_exchange, timeframe_ms
 
@@ -110,6 +110,7 @@ class MarketDataLoader:
             frame, source, fetched = self._read(symbol)
             frame = normalise(frame)
             validate(frame, symbol)
+            check_spacing(frame, symbol, step, self.cfg.timeframe)
             frame, gaps = apply_gap_policy(frame, symbol, step, self.cfg.gap_policy)
             frames[symbol] = frame
             reports[symbol] = SymbolReport(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from engine.data.cache import COLUMNS
@@ -71,6 +72,38 @@ def validate(frame: pd.DataFrame, symbol: str) -> None:
             values = ", ".join(f"{c} {row[c]:g}" for c in COLUMNS)
             raise DataError(f"{symbol}: bad candle at {when:%Y-%m-%d %H:%M} UTC {problem} "
                             f"({values}); fix or remove that row ({int(bad.sum())} such rows)")
+
+
+def check_spacing(frame: pd.DataFrame, symbol: str, step: pd.Timedelta, timeframe: str) -> None:
+    """Refuse candles that are not ``timeframe`` apart or not on one regular grid.
+
+    A 4h file read as 1d would otherwise pass as gap-free and be annualised as daily.
+    Calendar timeframes (1M, 1y) have no fixed length and are not checked.
+
+    Raises:
+        DataError: Naming the spacing found, or the first candle off the grid.
+    """
+    if len(frame) < 2 or timeframe[-1] in "My":
+        return
+    stamps = frame.index.as_unit("ns").asi8
+    typical = pd.Timedelta(int(np.median(np.diff(stamps))))
+    if typical != step:
+        raise DataError(f"{symbol}: the candles are {_duration(typical)} apart, but "
+                        f"data.timeframe is {timeframe}; set data.timeframe to match the data")
+    off = (stamps - stamps[0]) % step.value != 0
+    if off.any():
+        when = frame.index[int(off.argmax())]
+        raise DataError(f"{symbol}: the candle at {when:%Y-%m-%d %H:%M} UTC is off the "
+                        f"{timeframe} grid that starts at {frame.index[0]:%Y-%m-%d %H:%M}; "
+                        "fix or remove that row")
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def find_gaps(frame: pd.DataFrame, step: pd.Timedelta) -> GapReport:

@@ -48,8 +48,11 @@ def make_exchange(cfg: DataConfig, sandbox: bool = False,
                               "--sandbox to simulate fills only") from None
     fetch_markets = exchange.options.get("fetchMarkets")
     user_set = "fetchMarkets" in (cfg.exchange_options.get("options") or {})
-    if isinstance(fetch_markets, dict) and "types" in fetch_markets and not user_set:
-        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+    if not user_set:
+        if isinstance(fetch_markets, dict) and "types" in fetch_markets:
+            exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+        elif isinstance(fetch_markets, list) and "spot" in fetch_markets:  # older ccxt
+            exchange.options["fetchMarkets"] = ["spot"]
     if cfg.api_url:
         exchange.urls["api"] = redirect_urls(exchange.urls["api"], cfg.api_url)
     return exchange

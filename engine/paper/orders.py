@@ -1,22 +1,34 @@
-"""Orders on an exchange's sandbox (testnet), for paper fills; never real money.
+"""Orders on an exchange's sandbox (testnet), mirroring paper fills; never real money.
 
 API keys come only from the environment (``ENGINE_API_KEY``, ``ENGINE_API_SECRET`` and,
 for exchanges that need one, ``ENGINE_API_PASSWORD``). They are handed to ccxt and to
 nothing else: every message that leaves this module has them blanked out.
+
+Orders are sent only after the candle's fills are committed, each with a client order id
+fixed at commit time. Before placing one, the exchange is asked whether an order with that
+id already exists (a reply lost to a timeout, a crash after sending): a fill is mirrored at
+most once. A refusal (say, too little testnet balance) is recorded as ``rejected: ...`` on
+the fill; paper trading goes on.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
-import time
-from collections.abc import Callable
+import re
 from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
 
 from engine.config import DataConfig
 from engine.data.exchange import make_exchange
-from engine.data.retry import call_with_retry
-from engine.errors import ConfigError, EngineError
+from engine.data.retry import call_with_retry, describe_ccxt_error
+from engine.errors import ConfigError, EngineError, TemporaryExchangeError
+from engine.paper.state import PaperState
 
+log = logging.getLogger(__name__)
 KEY_VARIABLES = {"apiKey": "ENGINE_API_KEY", "secret": "ENGINE_API_SECRET",
                  "password": "ENGINE_API_PASSWORD"}
 
@@ -44,34 +56,80 @@ def redact(text: str, secrets: dict[str, str]) -> str:
     return text
 
 
+def client_order_id(instance: str, when: str, symbol: str) -> str:
+    """The same state file, candle and symbol always give the same id (36 chars at most)."""
+    stamp = re.sub(r"\D", "", when)[:12]
+    return f"p{instance}{stamp}{re.sub(r'[^A-Za-z0-9]', '', symbol)}"[:36]
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SandboxOrders:
-    """Sends a market order to the exchange's sandbox for each paper fill.
+    """Mirrors committed paper fills as market orders on the exchange's sandbox.
 
     Raises:
-        ConfigError: The exchange has no sandbox in ccxt, or the keys are missing.
+        ConfigError: No sandbox for the exchange in ccxt, missing keys, or a
+            ``data.api_url`` that is not on this machine (it would replace the sandbox
+            URLs, and could lead to a live exchange).
     """
 
-    def __init__(self, cfg: DataConfig, retries: int = 5, backoff_s: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, cfg: DataConfig, retries: int = 5, backoff_s: float = 1.0):
+        if cfg.api_url and not _is_local(cfg.api_url):
+            raise ConfigError(f"data.api_url = {cfg.api_url!r} cannot be used with --sandbox: "
+                              "orders go only to the exchange's own sandbox URLs (or a test "
+                              "exchange on this machine)")
         self._secrets = credentials_from_env()
         self.exchange = make_exchange(cfg, sandbox=True, credentials=self._secrets)
-        self.retries, self.backoff_s, self.sleep = retries, backoff_s, sleep
+        self.retries, self.backoff_s = retries, backoff_s
 
-    def send(self, fill: dict[str, Any], client_id: str) -> str:
-        """Place the order; returns the exchange's order id."""
+    def send_pending(self, state: PaperState) -> int:
+        """Place the order of every committed fill not mirrored yet; returns how many.
+
+        Raises:
+            TemporaryExchangeError: The sandbox cannot be reached; the fills stay pending
+                and the next run sends them.
+        """
+        sent = 0
+        for fill in state.unsent_orders().itertuples():
+            state.set_order_id(fill.id, self._place(fill))
+            sent += 1
+        return sent
+
+    def _place(self, fill: Any) -> str:
+        ex, cid = self.exchange, fill.client_order_id
+        what = f"{ex.id} sandbox {fill.side} {fill.symbol}"
+        try:
+            existing = self._lookup(fill.symbol, cid, what)
+            if existing is not None:
+                return existing
+            order = ex.create_order(fill.symbol, "market", fill.side, fill.size,
+                                    params={"newClientOrderId": cid})
+            return str(order.get("id"))
+        except (ccxt.OperationFailed, TemporaryExchangeError) as exc:  # not retried blindly
+            raise TemporaryExchangeError(self._clean(f"{what}: {describe_ccxt_error(exc)}; "
+                                                     "it is sent at the next run")) from None
+        except (ccxt.BaseError, EngineError) as exc:
+            reason = self._clean(describe_ccxt_error(exc))
+            log.warning("%s refused: %s", what, reason)
+            return f"rejected: {reason}"
+
+    def _lookup(self, symbol: str, cid: str, what: str) -> str | None:
         ex = self.exchange
         try:
             order = call_with_retry(
-                lambda: ex.create_order(fill["symbol"], "market", fill["side"], fill["size"],
-                                        params={"newClientOrderId": _client_id(client_id)}),
-                what=f"{ex.id} sandbox {fill['side']} {fill['symbol']}", retries=self.retries,
-                backoff_s=self.backoff_s, sleep=self.sleep)
+                lambda: ex.fetch_order(None, symbol, params={"origClientOrderId": cid}),
+                what=f"{what} lookup", retries=self.retries, backoff_s=self.backoff_s)
         except EngineError as exc:
-            raise type(exc)(redact(str(exc), self._secrets)) from None
+            if isinstance(exc.__cause__, ccxt.OrderNotFound):
+                return None
+            raise
         return str(order.get("id"))
 
-
-def _client_id(text: str) -> str:
-    """Exchange-safe client order id: the same candle and symbol always give the same id."""
-    return "paper" + "".join(c for c in text if c.isalnum())[:30]
-
+    def _clean(self, text: str) -> str:
+        return redact(text, self._secrets)

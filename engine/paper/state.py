@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS open_orders (
 CREATE TABLE IF NOT EXISTS fills (
     id INTEGER PRIMARY KEY, time TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
     size REAL NOT NULL, price REAL NOT NULL, commission REAL NOT NULL, value REAL NOT NULL,
-    decided_at TEXT NOT NULL, exchange_order_id TEXT);
+    decided_at TEXT NOT NULL, client_order_id TEXT, exchange_order_id TEXT);
 CREATE TABLE IF NOT EXISTS trades (
     id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, opened_at TEXT, closed_at TEXT NOT NULL,
     side TEXT NOT NULL, size REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
@@ -136,9 +136,19 @@ class PaperState:
 
     # --- the one write path -------------------------------------------------------------
 
-    def apply(self, update: CandleUpdate) -> None:
-        """Commit one candle's changes, all or nothing, and mark it processed."""
+    def apply(self, update: CandleUpdate, expected_last: str | None) -> None:
+        """Commit one candle's changes, all or nothing, and mark it processed.
+
+        Raises:
+            StateError: Another process processed a candle meanwhile (``expected_last`` is
+                no longer the last processed candle); nothing is written.
+        """
         with self._transaction():
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'last_processed'")
+            found = row.fetchone()
+            if (json.loads(found[0]) if found else None) != expected_last:
+                raise StateError(f"{self.path} is being updated by another paper-trading "
+                                 "process; run one process per state file")
             for book in update.books.values():
                 self._put_book(book)
             self.conn.execute("DELETE FROM open_orders")
@@ -150,6 +160,18 @@ class PaperState:
             self._insert("candles", update.candles)
             self._insert("forecasts", update.forecasts)
             self._put_meta({**update.meta, "last_processed": update.time})
+
+    def unsent_orders(self) -> pd.DataFrame:
+        """Fills to mirror on the sandbox whose order is not known to be placed yet."""
+        return pd.read_sql_query(
+            "SELECT id, symbol, side, size, client_order_id FROM fills WHERE client_order_id "
+            "IS NOT NULL AND exchange_order_id IS NULL ORDER BY id", self.conn)
+
+    def set_order_id(self, fill_id: int, order_id: str) -> None:
+        """Record the exchange's answer for one mirrored fill (its own transaction)."""
+        with self._transaction():
+            self.conn.execute("UPDATE fills SET exchange_order_id = ? WHERE id = ?",
+                              (order_id, int(fill_id)))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

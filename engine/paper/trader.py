@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,9 @@ import pandas as pd
 from engine.config import Config, StrategySpec
 from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
-from engine.errors import ConfigError, StateError
+from engine.errors import ConfigError, ExchangeError, StateError
 from engine.paper import broker as paper_broker
-from engine.paper.orders import SandboxOrders
+from engine.paper.orders import SandboxOrders, client_order_id
 from engine.paper.state import Book, CandleUpdate, PaperState
 from engine.simulation import simulate
 from engine.walkforward import (
@@ -132,7 +133,10 @@ class PaperTrader:
             pending = [i for i in range(len(index)) if index[i] > last]
         for t in pending:
             self._report_gaps(market, index[t])
-            self.state.apply(self._process(market, t))
+            self.state.apply(self._process(market, t, live=t == len(index) - 1),
+                             expected_last=self.state.meta().get("last_processed"))
+        if self.orders is not None:
+            self.orders.send_pending(self.state)
         return len(pending)
 
     def run_forever(self, max_polls: int | None = None) -> None:
@@ -164,7 +168,8 @@ class PaperTrader:
             "fingerprint": fingerprint(self.cfg), "config_file": str(self.cfg.source),
             "config": self.cfg.to_dict(), "strategy": spec_label(self.spec),
             "start": market.index[-1].isoformat(), "symbols": list(self.cfg.traded_symbols),
-            "fill": self.cfg.paper.fill, "broker": self.cfg.broker.model_dump()}, books)
+            "fill": self.cfg.paper.fill, "broker": self.cfg.broker.model_dump(),
+            "instance": uuid.uuid4().hex[:6]}, books)
 
     def _report_gaps(self, market: MarketData, when: pd.Timestamp) -> None:
         for symbol, report in market.reports.items():
@@ -172,7 +177,9 @@ class PaperTrader:
                 log.warning("%s: the exchange has no candle at %s; it was filled as a flat, "
                             "zero-volume candle (data.gap_policy: fill)", symbol, when)
 
-    def _process(self, market: MarketData, t: int) -> CandleUpdate:
+    def _process(self, market: MarketData, t: int, live: bool) -> CandleUpdate:
+        """One candle's changes. ``live``: it is the newest candle, so a ticker is current
+        (candles caught up after downtime fill at the next open, never at today's price)."""
         frames = {s: f.iloc[: t + 1] for s, f in market.frames.items()}
         when = market.index[t].isoformat()
         meta = self.state.meta()
@@ -196,9 +203,8 @@ class PaperTrader:
             book = books[symbol]
             if target is None or not paper_broker.changes_position(book, target):
                 continue
-            if self.cfg.paper.fill == "ticker":
-                price = self._ticker(symbol)
-                self._fill(update, book, target, price, when, when)
+            if self.cfg.paper.fill == "ticker" and live:
+                self._fill(update, book, target, self._ticker(symbol), when, when)
             else:
                 update.open_orders[symbol] = (target, when)
         # 4. Mark every book at this close.
@@ -216,8 +222,9 @@ class PaperTrader:
                                            decided_at, high, low)
         if fill is None:
             return
-        if self.orders is not None:
-            fill["exchange_order_id"] = self.orders.send(fill, client_id=f"{when}-{book.symbol}")
+        if self.orders is not None:  # sent after the commit (SandboxOrders.send_pending)
+            fill["client_order_id"] = client_order_id(self.state.meta()["instance"], when,
+                                                      book.symbol)
         update.fills.append(fill)
         if trade is not None:
             update.trades.append(trade)
@@ -228,6 +235,9 @@ class PaperTrader:
                                  what=f"{exchange.id} {symbol} ticker",
                                  retries=self.cfg.data.retries,
                                  backoff_s=self.cfg.data.retry_backoff_s, sleep=self.sleep)
+        if ticker.get("last") is None:
+            raise ExchangeError(f"{exchange.id} returned no last price for {symbol}; set "
+                                "paper.fill to open")
         return float(ticker["last"])
 
     def _forecast(self, frames: dict[str, pd.DataFrame], t: int,

@@ -228,3 +228,33 @@ def test_compare_config_runs_on_the_loopback_exchange(served, tmp_path):
     assert len(labels) == 5 * 2
     table = pd.read_csv(result.output_dir / "comparison.csv")
     assert list(table["sharpe"].dropna()) == sorted(table["sharpe"].dropna(), reverse=True)
+
+
+def test_output_dir_with_foreign_files_is_refused_before_any_work(tmp_path):
+    from engine.backtest import check_output_dir
+    from engine.errors import ConfigError
+
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("do not delete me")
+    raw = config_dict(tmp_path, data={"csv": {"BTC/USDT": str(tmp_path / "absent.csv")},
+                                      "symbols": ["BTC/USDT"]})
+    raw["output_dir"] = str(mine)
+    with pytest.raises(ConfigError, match="holds files but no earlier run"):
+        run(validate_config(raw), progress=False)  # before the (missing) data is read
+    assert (mine / "thesis.txt").read_text() == "do not delete me"
+    with pytest.raises(ConfigError, match="holds files but no earlier run"):
+        check_output_dir(Path("."))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        check_output_dir(tmp_path / "file")
+
+
+def test_interrupted_swap_is_undone(tmp_path):
+    from engine.backtest import check_output_dir
+
+    parked = tmp_path / ".run.old"
+    parked.mkdir()
+    (parked / "report.json").write_text("{}")
+    assert check_output_dir(tmp_path / "run") == (tmp_path / "run").resolve()
+    assert (tmp_path / "run" / "report.json").is_file() and not parked.exists()

@@ -62,6 +62,10 @@ BAD = [
     ({"broker": {"cash": 0}}, "broker.cash = 0 must be > 0"),
     ({"walkforward": {"train_bars": 500, "train_until": "2021-01-01"}},
      "walkforward.train_bars = 500 cannot be set together with walkforward.train_until"),
+    ({"walkforward": {"train_bars": None}},
+     "walkforward.train_bars = null must be a number of bars unless walkforward.train_until"),
+    ({"data": {"exchange_options": {"apiKey": "abc"}}},
+     "data.exchange_options.apiKey = '...' is a credential"),
     ({"backtest": {"symbols": ["SOL/USDT"]}},
      "backtest.symbols = 'SOL/USDT' is not in data.symbols"),
 ]

@@ -303,3 +303,94 @@ def test_sandbox_without_keys_is_one_line(tmp_path, candles):
 def test_status_of_a_missing_state_is_one_line(tmp_path):
     code, _, err = finish(cli("status", "--state", tmp_path / "none.sqlite"))
     assert code == 2 and "no such state file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ticker_fills_only_for_the_newest_candle(tmp_path, candles):
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[239])
+        trader, state = make_trader(tmp_path, ex, paper={"fill": "ticker"},
+                                    strategies=[{"name": "sma_cross", "fast": 2, "slow": 3}])
+        trader.run_once()
+        closed_through(ex, index[260])
+        trader.run_once()  # catches up on 240..259, then 260 is live
+        fills = state.table("fills")
+    caught_up = fills[fills["decided_at"] < index[260].isoformat()]
+    assert len(caught_up) > 3
+    for fill in caught_up.itertuples():  # at the next candle's open, not at today's ticker
+        decided = pd.Timestamp(fill.decided_at)
+        if decided == index[239]:
+            assert fill.time == fill.decided_at  # the first candle was live
+            continue
+        bar = candles[fill.symbol].loc[decided + pd.Timedelta("1D")]
+        assert pd.Timestamp(fill.time) == decided + pd.Timedelta("1D")
+        assert fill.price == pytest.approx(min(bar["open"] * 1.0005, bar["high"])
+                                           if fill.side == "buy"
+                                           else max(bar["open"] * 0.9995, bar["low"]))
+
+
+def sandbox_trader(tmp_path, ex, monkeypatch):
+    from engine.paper.orders import SandboxOrders
+
+    monkeypatch.setenv("ENGINE_API_KEY", "test-key")
+    monkeypatch.setenv("ENGINE_API_SECRET", "test-secret")
+    trader, state = make_trader(tmp_path, ex, strategies=["buy_and_hold"],
+                                paper={"fill": "ticker"},
+                                data={"exchange_options": {"timeout": 500,
+                                                           "enableRateLimit": False}})
+    trader.orders = SandboxOrders(trader.cfg.data, retries=0, backoff_s=0)
+    return trader, state
+
+
+def test_lost_order_reply_is_looked_up_not_sent_twice(tmp_path, candles, monkeypatch):
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[239])
+        trader, state = sandbox_trader(tmp_path, ex, monkeypatch)
+        ex.inject("slow", path="/api/v3/order", delay_s=1.0)  # the order arrives, its reply not
+        with pytest.raises(TemporaryExchangeError, match="it is sent at the next run"):
+            trader.run_once()
+        assert state.meta()["last_processed"] == index[239].isoformat()  # fills committed
+        assert state.unsent_orders()["symbol"].tolist() == ["BTC/USDT", "ETH/USDT"]
+        time.sleep(1.3)  # the slow request completes on the server
+        assert trader.run_once() == 0  # no new candle; the pending orders are settled
+        assert len(ex.orders) == 2  # one per fill: the first was found, not resent
+        ids = state.table("fills")["exchange_order_id"].tolist()
+        assert ids == [str(o["orderId"]) for o in ex.orders]
+
+
+def test_sandbox_refusal_is_recorded_and_trading_goes_on(tmp_path, candles, monkeypatch):
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[239])
+        trader, state = sandbox_trader(tmp_path, ex, monkeypatch)
+        ex.inject("insufficient", path="/api/v3/order")
+        assert trader.run_once() == 1
+        ids = state.table("fills")["exchange_order_id"].tolist()
+    assert ids[0].startswith("rejected: ") and "insufficient balance" in ids[0]
+    assert ids[1] == "1"
+
+
+def test_sandbox_refuses_a_remote_api_url(tmp_path, candles, monkeypatch):
+    from engine.errors import ConfigError
+    from engine.paper.orders import SandboxOrders
+
+    monkeypatch.setenv("ENGINE_API_KEY", "k")
+    monkeypatch.setenv("ENGINE_API_SECRET", "s")
+    cfg = validate_config(config_dict(tmp_path, data={"api_url": "https://proxy.example.com"}))
+    with pytest.raises(ConfigError, match="cannot be used with --sandbox"):
+        SandboxOrders(cfg.data)
+
+
+def test_a_second_process_cannot_apply_the_same_candle(tmp_path, candles):
+    from engine.paper.state import CandleUpdate
+
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[239])
+        trader, state = make_trader(tmp_path, ex)
+        trader.run_once()
+        stale = CandleUpdate(index[240].isoformat(), state.books(), {})
+        with pytest.raises(StateError, match="being updated by another paper-trading process"):
+            state.apply(stale, expected_last=None)
+        assert state.meta()["last_processed"] == index[239].isoformat()

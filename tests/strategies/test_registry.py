@@ -76,3 +76,16 @@ def test_labels_tell_parameterised_runs_apart(tmp_path):
         "buy_and_hold"]))
     labels = [registry.spec_label(s) for s in load_config(config).strategies]
     assert labels == ["sma_cross(fast=10,slow=30)", "lstm_signal(entry=0.01)", "buy_and_hold"]
+
+
+def test_a_broken_strategy_module_is_one_named_error(tmp_path):
+    module = Path(strategies.__file__).parent / "zz_test_broken.py"
+    module.write_text("def broken(:\n")
+    try:
+        registry.strategies.cache_clear()
+        with pytest.raises(ConfigError, match=r"zz_test_broken.py cannot be imported "
+                                              r"\(SyntaxError"):
+            load_config(write_config(tmp_path, config_dict(tmp_path)))
+    finally:
+        module.unlink()
+        registry.strategies.cache_clear()

@@ -164,3 +164,26 @@ def test_csv_and_exchange_mix(tmp_path, loopback, candles):
     assert loopback.requests["/api/v3/klines"] > 0
     assert all("ETHUSDT" not in q.get("symbol", "") for _, q in loopback.log)
     assert len(market.index) == 366
+
+
+def test_candles_of_another_timeframe_are_refused(tmp_path):
+    path = tmp_path / "btc.csv"
+    frame = make_ohlcv(50, freq="4h")
+    out = frame.copy()
+    out.insert(0, "timestamp", frame.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    out.to_csv(path, index=False)
+    with pytest.raises(DataError, match="BTC/USDT: the candles are 4h apart, but "
+                                        "data.timeframe is 1d"):
+        load_market_data(csv_cfg(tmp_path, {"BTC/USDT": path}), progress=False)
+
+
+def test_a_candle_off_the_grid_is_refused(tmp_path):
+    frame = make_ohlcv(20)
+    frame.index = frame.index.where(frame.index != frame.index[5],
+                                    frame.index[5] + pd.Timedelta("3h"))
+    out = frame.copy()
+    out.insert(0, "timestamp", frame.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    path = tmp_path / "btc.csv"
+    out.to_csv(path, index=False)
+    with pytest.raises(DataError, match="the candle at 2020-01-06 03:00 UTC is off the 1d grid"):
+        load_market_data(csv_cfg(tmp_path, {"BTC/USDT": path}), progress=False)
