@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.data.exchange import timeframe_ms
 from engine.simulation import StrategyRun
 
 # Metrics where smaller is better, for sorting comparison tables.
@@ -24,9 +25,7 @@ TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n
 
 def periods_per_year(timeframe: str) -> float:
     """Bars per year for a ccxt timeframe; crypto markets trade every day of the year."""
-    import ccxt
-
-    return 365.0 * 86_400 / ccxt.Exchange.parse_timeframe(timeframe)
+    return 365.0 * 86_400_000 / timeframe_ms(timeframe)
 
 
 # --- forecasts ------------------------------------------------------------------------

@@ -192,20 +192,23 @@ def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous
     return model, record
 
 
+def _next_bar_time(index: pd.DatetimeIndex, bar: int) -> pd.Timestamp:
+    """The time of the bar after ``bar``: the bar a forecast made there is for. After the
+    last bar it is one bar length later (the forecast past the data)."""
+    if bar + 1 < len(index):
+        return index[bar + 1]
+    return index[-1] + (index[1] - index[0] if len(index) > 1 else pd.Timedelta(0))
+
+
 def _record(plan: FoldPlan, index: pd.DatetimeIndex, n_train: int, ahead: np.ndarray,
             epochs: int, warm: bool, loss: float, seconds: float,
             model_dir: Path | None) -> FoldRecord:
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
-
-    def target_time(bar: int) -> pd.Timestamp:  # the bar after ``bar`` (may be past the data)
-        return index[bar + 1] if bar + 1 < len(index) else index[-1] + step
-
     model_file = f"{model_dir.name}/fold_{plan.index:03d}.keras" if model_dir else None
     return FoldRecord(
         fold=plan.index, train_start=index[plan.train_start].isoformat(),
         train_end=index[plan.train_end - 1].isoformat(),
-        forecast_start=target_time(int(ahead[0])).isoformat(),
-        forecast_end=target_time(int(ahead[-1])).isoformat(),
+        forecast_start=_next_bar_time(index, int(ahead[0])).isoformat(),
+        forecast_end=_next_bar_time(index, int(ahead[-1])).isoformat(),
         train_windows=n_train, forecasts=len(ahead), epochs=epochs, warm_start=warm,
         final_loss=loss, seconds=round(seconds, 3), model_file=model_file)
 
@@ -215,8 +218,7 @@ def _tables(index: pd.DatetimeIndex, symbols: list[str], windows: Windows,
     """One table per symbol, indexed by decision bar, for bars that have a forecast."""
     rows = windows.select(fold_of[windows.end] >= 0)
     close, ret = to_prices(rows, predicted[rows.end])
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
-    targets = [index[t + 1] if t + 1 < len(index) else index[-1] + step for t in rows.end]
+    targets = [_next_bar_time(index, int(t)) for t in rows.end]
     decided = index[rows.end]
     return {symbol: pd.DataFrame({
         "pred_close": close[:, j], "pred_return": ret[:, j], "pred_target": predicted[rows.end, j],

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from engine.cli import run_cli
-from engine.config import load_config
+from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.paper import broker as paper_broker
-from engine.paper.state import PaperState
+from engine.paper.state import Book, PaperState
 from engine.plots import equity_chart
 from engine.report import render_table
 
@@ -57,15 +57,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def buy_and_hold(candles: pd.DataFrame, cash: float, broker: dict) -> pd.Series:
-    """Equity of buying at the open after the first processed candle, as the backtest's
-    BuyAndHold would (slippage capped to the high, fee on the value)."""
-    if len(candles) < 2:
-        return pd.Series(cash, index=candles.index)
-    entry = min(candles["open"].iloc[1] * (1 + broker["slippage"]), candles["high"].iloc[1])
-    units = cash / (entry * (1 + broker["commission"]))
-    values = units * candles["close"]
-    values.iloc[0] = cash
+def buy_and_hold(candles: pd.DataFrame, symbol: str, broker: BrokerConfig) -> pd.Series:
+    """Equity of buying at the open after the first processed candle, filled by the paper
+    broker exactly as the backtest's BuyAndHold would be."""
+    book = Book(symbol, broker.cash)
+    if len(candles) > 1:
+        bar = candles.iloc[1]
+        paper_broker.execute(book, 1.0, bar["open"], broker, "", "", bar["high"], bar["low"])
+    values = book.cash + book.position * candles["close"]
+    values.iloc[0] = broker.cash
     return values
 
 
@@ -77,12 +77,13 @@ def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]
                          "run CONFIG --state PATH first")
     candles = state.table("candles")
     candles.index = pd.DatetimeIndex(pd.to_datetime(candles.pop("time"), utc=True))
-    books, cash = state.books(), meta["broker"]["cash"]
+    books, broker = state.books(), BrokerConfig(**meta["broker"])
+    cash = broker.cash
     rows, curves, hold_total = [], {}, 0.0
     for symbol, book in books.items():
         mine = candles[candles["symbol"] == symbol]
         close = float(mine["close"].iloc[-1])
-        hold = buy_and_hold(mine, cash, meta["broker"])
+        hold = buy_and_hold(mine, symbol, broker)
         equity = paper_broker.equity(book, close)
         hold_total += float(hold.iloc[-1])
         curves[symbol] = {f"paper: {meta['strategy']}": mine["equity"], "buy_and_hold": hold}

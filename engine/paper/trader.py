@@ -133,8 +133,9 @@ class PaperTrader:
             pending = [i for i in range(len(index)) if index[i] > last]
         for t in pending:
             self._report_gaps(market, index[t])
-            self.state.apply(self._process(market, t, live=t == len(index) - 1),
-                             expected_last=self.state.meta().get("last_processed"))
+            meta = self.state.meta()
+            self.state.apply(self._process(market, t, meta, live=t == len(index) - 1),
+                             expected_last=meta.get("last_processed"))
         if self.orders is not None:
             self.orders.send_pending(self.state)
         return len(pending)
@@ -177,18 +178,18 @@ class PaperTrader:
                 log.warning("%s: the exchange has no candle at %s; it was filled as a flat, "
                             "zero-volume candle (data.gap_policy: fill)", symbol, when)
 
-    def _process(self, market: MarketData, t: int, live: bool) -> CandleUpdate:
+    def _process(self, market: MarketData, t: int, meta: dict, live: bool) -> CandleUpdate:
         """One candle's changes. ``live``: it is the newest candle, so a ticker is current
         (candles caught up after downtime fill at the next open, never at today's price)."""
         frames = {s: f.iloc[: t + 1] for s, f in market.frames.items()}
         when = market.index[t].isoformat()
-        meta = self.state.meta()
         books = self.state.books()
         update = CandleUpdate(when, books, {})
+        instance = meta["instance"]
         # 1. Orders decided at the previous close fill at this candle's open.
         for symbol, (target, decided_at) in self.state.open_orders().items():
             bar = frames[symbol].iloc[-1]
-            self._fill(update, books[symbol], target, bar["open"], when, decided_at,
+            self._fill(update, books[symbol], target, bar["open"], when, decided_at, instance,
                        high=bar["high"], low=bar["low"])
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
         fold, model_file, row = self._forecast(frames, t, meta)
@@ -204,7 +205,7 @@ class PaperTrader:
             if target is None or not paper_broker.changes_position(book, target):
                 continue
             if self.cfg.paper.fill == "ticker" and live:
-                self._fill(update, book, target, self._ticker(symbol), when, when)
+                self._fill(update, book, target, self._ticker(symbol), when, when, instance)
             else:
                 update.open_orders[symbol] = (target, when)
         # 4. Mark every book at this close.
@@ -217,14 +218,14 @@ class PaperTrader:
         return update
 
     def _fill(self, update: CandleUpdate, book: Book, target: float, price: float, when: str,
-              decided_at: str, high: float | None = None, low: float | None = None) -> None:
+              decided_at: str, instance: str, high: float | None = None,
+              low: float | None = None) -> None:
         fill, trade = paper_broker.execute(book, target, price, self.cfg.broker, when,
                                            decided_at, high, low)
         if fill is None:
             return
         if self.orders is not None:  # sent after the commit (SandboxOrders.send_pending)
-            fill["client_order_id"] = client_order_id(self.state.meta()["instance"], when,
-                                                      book.symbol)
+            fill["client_order_id"] = client_order_id(instance, when, book.symbol)
         update.fills.append(fill)
         if trade is not None:
             update.trades.append(trade)
