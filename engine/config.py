@@ -200,6 +200,7 @@ class BacktestConfig(_Section):
     symbols: Symbols | None = None  # traded symbols; None = every data symbol
     sort_by: Literal[METRICS] = "sharpe"  # comparison-table order (best first)
     log_scale: bool = False  # equity charts on a log scale
+    portfolio: bool = False  # one account and one cash balance for all traded symbols
 
 
 class BrokerConfig(_Section):
@@ -208,6 +209,7 @@ class BrokerConfig(_Section):
     cash: Annotated[float, Field(gt=0)] = 10_000.0  # starting cash, in the quote currency
     commission: SmallRate = 0.001  # fee per fill, fraction of the traded value (0.001 = 0.1%)
     slippage: SmallRate = 0.0005  # adverse price move per fill, fraction of the price
+    leverage: Annotated[float, Field(ge=1, le=10)] = 1.0  # largest sum of |target weights|
 
 
 class PaperConfig(_Section):
@@ -259,7 +261,18 @@ class Config(_Section):
             if symbol not in self.data.symbols:
                 raise InvalidKey(("backtest", "symbols"), symbol,
                                 f"is not in data.symbols {list(self.data.symbols)}")
+        if self.backtest.portfolio and len(self.traded_symbols) < 2:
+            raise InvalidKey(("backtest", "portfolio"), True,
+                             "needs at least two traded symbols (backtest.symbols); set it to "
+                             "false to trade one symbol")
         return self
+
+    @property
+    def symbol_groups(self) -> list[tuple[str, ...]]:
+        """The symbols of each account: all together in portfolio mode, else one each."""
+        if self.backtest.portfolio:
+            return [self.traded_symbols]
+        return [(s,) for s in self.traded_symbols]
 
     @property
     def traded_symbols(self) -> tuple[str, ...]:
@@ -315,10 +328,12 @@ def validate_config(raw: dict[str, Any], label: str = "config") -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
-    from strategies.registry import check_specs  # strategies import backtrader: load it late
+    from strategies.registry import check_specs, check_symbols  # they import backtrader
 
     try:
         check_specs(config.strategies)
+        for symbols in config.symbol_groups:
+            check_symbols(config.strategies, symbols, config.broker.leverage)
     except InvalidKey as exc:
         where = ("strategies",) + exc.loc
         raise ConfigError(f"{label}: {_line(where, exc.value, exc.problem)}") from None

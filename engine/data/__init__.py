@@ -23,7 +23,8 @@ from engine.config import DataConfig
 from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
-from engine.data.exchange import Downloader, make_exchange, timeframe_ms
+from engine.data.exchange import Downloader, make_exchange
+from engine.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
 

@@ -178,9 +178,4 @@ def _page_limit(exchange: ccxt.Exchange) -> int | None:
         return None
 
 
-def timeframe_ms(timeframe: str) -> int:
-    """Length of one candle in milliseconds (``1d`` -> 86_400_000)."""
-    return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
-
-
-__all__ = ["Downloader", "ExchangeError", "make_exchange", "redirect_urls", "timeframe_ms"]
+__all__ = ["Downloader", "ExchangeError", "make_exchange", "redirect_urls"]

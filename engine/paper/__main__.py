@@ -20,10 +20,11 @@ import pandas as pd
 from engine.cli import run_cli
 from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
-from engine.paper import broker as paper_broker
-from engine.paper.state import Book, PaperState
+from engine.execution import Account, Bar
+from engine.paper.state import PaperState
 from engine.plots import equity_chart
 from engine.report import render_table
+from engine.simulation import make_account
 
 
 def default_state(output_dir: Path) -> Path:
@@ -57,53 +58,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def buy_and_hold(candles: pd.DataFrame, symbol: str, broker: BrokerConfig) -> pd.Series:
-    """Equity of buying at the open after the first processed candle, filled by the paper
-    broker exactly as the backtest's BuyAndHold would be."""
-    book = Book(symbol, broker.cash)
-    if len(candles) > 1:
-        bar = candles.iloc[1]
-        paper_broker.execute(book, 1.0, bar["open"], broker, "", "", bar["high"], bar["low"])
-    values = book.cash + book.position * candles["close"]
+def buy_and_hold(candles: pd.DataFrame, broker: BrokerConfig) -> pd.Series:
+    """Equity of buying every symbol of one account in equal weights at the open after the
+    first processed candle, filled by the execution core as the backtest's BuyAndHold is.
+
+    Args:
+        candles: That account's rows of the ``candles`` table, indexed by time.
+        broker: The broker settings the state was made with.
+    """
+    account = make_account(broker)
+    closes = candles.pivot(columns="symbol", values="close")
+    times = closes.index
+    if len(times) > 1:
+        bar = candles[candles.index == times[1]].set_index("symbol")
+        account.rebalance({s: 1.0 / closes.shape[1] for s in closes},
+                          {s: Bar(r["open"], r["high"], r["low"]) for s, r in bar.iterrows()},
+                          times[1].isoformat())
+    values = pd.Series([account.equity(row) for row in closes.to_dict("records")], times)
     values.iloc[0] = broker.cash
     return values
 
 
+def _position_rows(name: str, account: Account, candles: pd.DataFrame,
+                   trades: pd.DataFrame) -> list[dict]:
+    """One status row per symbol of an account."""
+    rows = []
+    for symbol, mine in candles.groupby("symbol", sort=False):
+        close = float(mine["close"].iloc[-1])
+        held = account.positions.get(symbol)
+        rows.append({"account": name, "symbol": symbol, "position": account.size(symbol),
+                     "entry_price": held.entry_price if held else None, "last_close": close,
+                     "realized": float(trades.loc[trades["symbol"] == symbol, "pnl"].sum()),
+                     "unrealized": account.contribution(symbol, close)
+                     - float(trades.loc[trades["symbol"] == symbol, "pnl"].sum()),
+                     "fees_paid": account.fees_by_symbol.get(symbol, 0.0)})
+    return rows
+
+
+def _order_words(target: float) -> str:
+    return "close the position" if target == 0 else f"to {target:+g} x equity"
+
+
 def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]]:
-    """The status report and the equity curves (paper and buy-and-hold) per symbol."""
+    """The status report and the equity curves (paper and buy-and-hold) per account."""
     meta = state.meta()
     if "last_processed" not in meta:
         raise StateError(f"{state.path}: no candle processed yet; run python -m engine.paper "
                          "run CONFIG --state PATH first")
     candles = state.table("candles")
     candles.index = pd.DatetimeIndex(pd.to_datetime(candles.pop("time"), utc=True))
-    books, broker = state.books(), BrokerConfig(**meta["broker"])
-    cash = broker.cash
-    rows, curves, hold_total = [], {}, 0.0
-    for symbol, book in books.items():
-        mine = candles[candles["symbol"] == symbol]
-        close = float(mine["close"].iloc[-1])
-        hold = buy_and_hold(mine, symbol, broker)
-        equity = paper_broker.equity(book, close)
-        hold_total += float(hold.iloc[-1])
-        curves[symbol] = {f"paper: {meta['strategy']}": mine["equity"], "buy_and_hold": hold}
-        rows.append({"symbol": symbol, "position": book.position, "entry_price": book.entry_price,
-                     "last_close": close, "equity": equity, "realized": book.realized,
-                     "unrealized": paper_broker.unrealized(book, close), "fees_paid": book.fees,
-                     "total_return": equity / cash - 1,
-                     "buy_and_hold_return": hold.iloc[-1] / cash - 1})
-    table = pd.DataFrame(rows)
-    total, start_total = table["equity"].sum(), cash * len(books)
+    trades, broker = state.table("trades"), BrokerConfig(**meta["broker"])
+    costs = make_account(broker).costs
+    rows, summary, curves = [], [], {}
+    for name, data in state.accounts().items():
+        account = Account.from_dict(data, costs, broker.leverage)
+        mine = candles[candles["account"] == name]
+        equity = mine.groupby(level=0)["equity"].first()
+        hold = buy_and_hold(mine, broker)
+        curves[name] = {f"paper: {meta['strategy']}": equity, "buy_and_hold": hold}
+        rows += _position_rows(name, account, mine, trades[trades["account"] == name])
+        summary.append({"account": name, "equity": float(equity.iloc[-1]),
+                        "fees_paid": account.fees,
+                        "total_return": float(equity.iloc[-1]) / broker.cash - 1,
+                        "buy_and_hold_return": float(hold.iloc[-1]) / broker.cash - 1})
+    total = sum(r["equity"] for r in summary)
+    hold_total = sum((1 + r["buy_and_hold_return"]) * broker.cash for r in summary)
+    start_total = broker.cash * len(summary)
     lines = [f"Paper trading {meta['strategy']} (fill at {meta['fill']}) since "
              f"{meta['start'][:16]} UTC; last candle {meta['last_processed'][:16]} UTC; "
              f"model fold {meta.get('model_fold')}",
-             "", render_table(table), "",
+             "", render_table(pd.DataFrame(summary)), "", render_table(pd.DataFrame(rows)), "",
              f"Total equity {total:,.2f} from {start_total:,.2f}: {total / start_total - 1:+.2%}"
              f" (buy-and-hold {hold_total / start_total - 1:+.2%})"]
     orders = state.open_orders()
     lines.append("Open orders: " + (", ".join(
-        f"{s} {'close the position' if t == 0 else f'to {t:+g} x equity'} at the next open "
-        f"(decided {d[:16]})" for s, (t, d) in orders.items()) or "none"))
+        f"{o['symbol']} {_order_words(o['target'])} at the next open (decided "
+        f"{o['decided_at'][:16]})" for o in orders) or "none"))
     fills = state.table("fills").tail(10)
     if not fills.empty:
         lines += ["", "Recent fills:", render_table(

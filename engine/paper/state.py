@@ -1,11 +1,13 @@
 """Paper-trading state in SQLite, changed in exactly one transaction per candle.
 
 Tables: ``meta`` (config fingerprint, strategy, start, last processed candle, model fold
-and file), ``books`` (cash and position per traded symbol), ``open_orders`` (targets to
-fill at the next candle's open), ``fills``, ``trades`` (closed round trips), ``candles``
-(equity and prices after each processed candle) and ``forecasts``. SQLite's journal
-makes each commit all-or-nothing: a ``kill -9`` at any moment loses at most the candle
-being processed, which the next run processes again; no candle is ever applied twice.
+and file), ``accounts`` (each trading account of the execution core as JSON: one per
+traded symbol, or one ``portfolio`` account), ``open_orders`` (target weights to fill at
+the next candle's open), ``fills``, ``trades`` (closed round trips), ``candles`` (prices,
+position and the account's cash and equity after each processed candle) and ``forecasts``.
+SQLite's journal makes each commit all-or-nothing: a ``kill -9`` at any moment loses at
+most the candle being processed, which the next run processes again; no candle is ever
+applied twice.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +26,24 @@ from engine.errors import StateError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS books (
-    symbol TEXT PRIMARY KEY, cash REAL NOT NULL, position REAL NOT NULL,
-    entry_price REAL NOT NULL, entry_fees REAL NOT NULL, fees REAL NOT NULL,
-    realized REAL NOT NULL, opened_at TEXT);
+CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS open_orders (
-    symbol TEXT PRIMARY KEY, target REAL NOT NULL, decided_at TEXT NOT NULL);
+    account TEXT NOT NULL, symbol TEXT NOT NULL, target REAL NOT NULL,
+    resize INTEGER NOT NULL, decided_at TEXT NOT NULL, PRIMARY KEY (account, symbol));
 CREATE TABLE IF NOT EXISTS fills (
-    id INTEGER PRIMARY KEY, time TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    size REAL NOT NULL, price REAL NOT NULL, commission REAL NOT NULL, value REAL NOT NULL,
-    decided_at TEXT NOT NULL, client_order_id TEXT, exchange_order_id TEXT);
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, time TEXT NOT NULL, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, size REAL NOT NULL, price REAL NOT NULL, commission REAL NOT NULL,
+    value REAL NOT NULL, decided_at TEXT NOT NULL, client_order_id TEXT,
+    exchange_order_id TEXT);
 CREATE TABLE IF NOT EXISTS trades (
-    id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, opened_at TEXT, closed_at TEXT NOT NULL,
-    side TEXT NOT NULL, size REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
-    pnl REAL NOT NULL);
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    size REAL NOT NULL, entry_time TEXT, exit_time TEXT NOT NULL, entry_price REAL NOT NULL,
+    exit_price REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL, return REAL,
+    bars_held INTEGER);
 CREATE TABLE IF NOT EXISTS candles (
-    time TEXT NOT NULL, symbol TEXT NOT NULL, open REAL NOT NULL, high REAL NOT NULL,
-    low REAL NOT NULL, close REAL NOT NULL, position REAL NOT NULL, cash REAL NOT NULL,
-    equity REAL NOT NULL, PRIMARY KEY (time, symbol));
+    time TEXT NOT NULL, symbol TEXT NOT NULL, account TEXT NOT NULL, open REAL NOT NULL,
+    high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, position REAL NOT NULL,
+    cash REAL NOT NULL, equity REAL NOT NULL, PRIMARY KEY (time, symbol));
 CREATE TABLE IF NOT EXISTS forecasts (
     time TEXT NOT NULL, symbol TEXT NOT NULL, pred_close REAL NOT NULL,
     pred_return REAL NOT NULL, fold INTEGER NOT NULL, PRIMARY KEY (time, symbol));
@@ -49,26 +51,12 @@ CREATE TABLE IF NOT EXISTS forecasts (
 
 
 @dataclass
-class Book:
-    """Cash and position of one traded symbol."""
-
-    symbol: str
-    cash: float
-    position: float = 0.0
-    entry_price: float = 0.0  # average price of the open position
-    entry_fees: float = 0.0  # fees paid opening it (charged to the round trip)
-    fees: float = 0.0  # all fees paid
-    realized: float = 0.0  # P&L of closed round trips, after fees
-    opened_at: str | None = None
-
-
-@dataclass
 class CandleUpdate:
     """Everything one processed candle changes; ``PaperState.apply`` commits it at once."""
 
     time: str
-    books: dict[str, Book]
-    open_orders: dict[str, tuple[float, str]]  # symbol -> (target, decided_at)
+    accounts: dict[str, dict[str, Any]]  # name -> Account.to_dict()
+    open_orders: list[dict[str, Any]]  # rows: account, symbol, target, resize, decided_at
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
     candles: list[dict[str, Any]] = field(default_factory=list)
@@ -110,27 +98,32 @@ class PaperState:
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
 
-    def initialise(self, meta: dict[str, Any], books: Iterable[Book]) -> None:
-        """Write the first meta data and empty books in one transaction."""
+    def initialise(self, meta: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> None:
+        """Write the first meta data and the new accounts in one transaction."""
         with self._transaction():
             self._put_meta(meta)
-            for book in books:
-                self._put_book(book)
+            self._put_accounts(accounts)
 
     # --- reads --------------------------------------------------------------------------
 
-    def books(self) -> dict[str, Book]:
-        rows = self.conn.execute("SELECT symbol, cash, position, entry_price, entry_fees, fees, "
-                                 "realized, opened_at FROM books")
-        return {row[0]: Book(*row) for row in rows}
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        """Each account's ``Account.to_dict()``, by name."""
+        rows = self.conn.execute("SELECT name, state FROM accounts ORDER BY rowid")
+        return {name: json.loads(state) for name, state in rows}
 
-    def open_orders(self) -> dict[str, tuple[float, str]]:
-        rows = self.conn.execute("SELECT symbol, target, decided_at FROM open_orders")
-        return {symbol: (target, decided) for symbol, target, decided in rows}
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Target weights waiting for the next open: account, symbol, target, resize,
+        decided_at."""
+        return self.table("open_orders").to_dict("records")
+
+    def recent_forecasts(self, since: str) -> pd.DataFrame:
+        """The forecasts made at candles from ``since`` (ISO time) on."""
+        return pd.read_sql_query("SELECT * FROM forecasts WHERE time >= ? ORDER BY rowid",
+                                 self.conn, params=(since,))
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole table (fills, trades, candles, forecasts) as a DataFrame."""
-        if name not in ("fills", "trades", "candles", "forecasts"):
+        if name not in ("fills", "trades", "candles", "forecasts", "open_orders"):
             raise ValueError(name)
         return pd.read_sql_query(f"SELECT * FROM {name} ORDER BY rowid", self.conn)
 
@@ -149,12 +142,9 @@ class PaperState:
             if (json.loads(found[0]) if found else None) != expected_last:
                 raise StateError(f"{self.path} is being updated by another paper-trading "
                                  "process; run one process per state file")
-            for book in update.books.values():
-                self._put_book(book)
+            self._put_accounts(update.accounts)
             self.conn.execute("DELETE FROM open_orders")
-            self.conn.executemany(
-                "INSERT INTO open_orders VALUES (?, ?, ?)",
-                [(s, target, decided) for s, (target, decided) in update.open_orders.items()])
+            self._insert("open_orders", update.open_orders)
             self._insert("fills", update.fills)
             self._insert("trades", update.trades)
             self._insert("candles", update.candles)
@@ -187,10 +177,9 @@ class PaperState:
         self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                               [(k, json.dumps(v, default=str)) for k, v in meta.items()])
 
-    def _put_book(self, book: Book) -> None:
-        values = asdict(book)
-        self.conn.execute(f"INSERT OR REPLACE INTO books ({', '.join(values)}) "
-                          f"VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+    def _put_accounts(self, accounts: dict[str, dict[str, Any]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)",
+                              [(name, json.dumps(state)) for name, state in accounts.items()])
 
     def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if rows:
