@@ -165,6 +165,10 @@ class Account:
     # --- inside ----------------------------------------------------------------------------
 
     def _check(self, targets: Mapping[str, float], bars: Mapping[str, Bar]) -> None:
+        unpriced = [s for s in self.sizes() if s not in bars]
+        if unpriced:
+            raise ExecutionError(f"no price was given for {', '.join(unpriced)}, held in the "
+                                 "account; a rebalance needs a bar for every symbol held")
         for symbol, weight in targets.items():
             if symbol not in bars:
                 raise ExecutionError(f"a target weight was given for {symbol}, which is not "

@@ -194,7 +194,8 @@ class PaperTrader:
         update = CandleUpdate(when, {}, [])
         # 1. Targets decided at the previous close fill at this candle's open.
         for name, (targets, resize, decided_at) in self._open_orders().items():
-            bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in targets}
+            symbols = self._symbols(name)
+            bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in symbols}
             self._fill(update, name, accounts[name], targets, bars, t, decided_at, resize, meta)
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
         fold, model_file, row = self._forecast(frames, t, meta)
@@ -209,7 +210,7 @@ class PaperTrader:
                 continue
             targets, resize = decision
             if self.cfg.paper.fill == "ticker" and live:
-                bars = {s: Bar(self._ticker(s)) for s in targets}
+                bars = {s: Bar(self._ticker(s)) for s in symbols}
                 self._fill(update, name, account, targets, bars, t, when, resize, meta)
             else:
                 update.open_orders += [{"account": name, "symbol": s, "target": w,
@@ -233,6 +234,10 @@ class PaperTrader:
     def _name(symbols: tuple[str, ...]) -> str:
         """An account's name: its symbol, or ``portfolio`` for a shared account."""
         return symbols[0] if len(symbols) == 1 else PORTFOLIO
+
+    def _symbols(self, name: str) -> tuple[str, ...]:
+        """The symbols the account ``name`` trades."""
+        return next(s for s in self.cfg.symbol_groups if self._name(s) == name)
 
     def _accounts(self) -> dict[str, Account]:
         broker = self.cfg.broker
