@@ -159,7 +159,7 @@ class MarketDataLoader:
                      f"{cache.path(symbol, tf)}; delete that file to download its candles "
                      "again")
         if cached is None:
-            frame = self._download(symbol, since, until)
+            frame = self._download(symbol, since, until, complete=not capped)
             candles = CachedCandles(frame, since, _covered_until(frame, since, until, capped, tf))
             cache.write(symbol, tf, candles)
             return candles, len(frame)
@@ -169,7 +169,7 @@ class MarketDataLoader:
             parts.insert(0, self._download(symbol, since, covered_from))
             covered_from = since
         if covered_until < until:
-            tail = self._download(symbol, covered_until, until)
+            tail = self._download(symbol, covered_until, until, complete=not capped)
             parts.append(tail)
             covered_until = _covered_until(tail, covered_until, until, capped, tf)
         fetched = sum(len(p) for p in parts) - len(cached.frame)
@@ -180,10 +180,15 @@ class MarketDataLoader:
         cache.write(symbol, tf, candles)
         return candles, fetched
 
-    def _download(self, symbol: str, since: int, until: int) -> pd.DataFrame:
-        """Candles in [since, until) from the exchange, validated (not yet cached)."""
+    def _download(self, symbol: str, since: int, until: int,
+                  complete: bool = True) -> pd.DataFrame:
+        """Candles in [since, until) from the exchange, validated (not yet cached).
+
+        ``complete``: the range is in the past and must come whole (see
+        ``Downloader.fetch``); otherwise it ends at the clock and may stop short of it.
+        """
         frame = normalise(rows_to_frame(self.downloader.fetch(
-            symbol, self.cfg.timeframe, since, until)))
+            symbol, self.cfg.timeframe, since, until, complete)))
         validate(frame, symbol, f"{self.cfg.exchange} sent it and nothing was cached, so the "
                  "next run asks again (exchanges correct such candles); to go on now, read "
                  "this market from a CSV file with data.csv")

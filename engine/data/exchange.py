@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from tqdm import tqdm
 from engine.config import DataConfig
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, TemporaryExchangeError
+
+log = logging.getLogger(__name__)
 
 
 def make_exchange(cfg: DataConfig, sandbox: bool = False,
@@ -121,7 +124,8 @@ class Downloader:
             raise ExchangeError(f"{ex.id} does not serve candles (fetchOHLCV) through ccxt; "
                                 "pick another data.exchange or use data.csv")
 
-    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> list[list]:
+    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int,
+              complete: bool = True) -> list[list]:
         """Every candle with open time in [since_ms, until_ms), paging by ``since``.
 
         Pages may be shorter than asked (exchanges cap them differently); paging goes on
@@ -129,6 +133,17 @@ class Downloader:
         before ``until_ms``, an exchange that has them returns the next ones; so an empty
         page there is a fault (a glitch, a lagging replica), retried like any other, and
         never taken as the end of the data: the caller gets the whole range or an error.
+
+        Args:
+            symbol: The market.
+            timeframe: The candle length.
+            since_ms: First open time wanted.
+            until_ms: End of the range (exclusive).
+            complete: The exchange must hold the whole range (a range of the past), so
+                an empty page that persists is an error. False for a range that ends at
+                the clock: the newest candles may be late (a halted market, a lagging
+                exchange), so after the retries the download ends there with a warning;
+                the caller must not count that span as held. Defaults to True.
 
         Raises:
             TemporaryExchangeError: Still failing, or still no candles, after the retries;
@@ -147,18 +162,22 @@ class Downloader:
             while cursor < until_ms:
                 try:
                     page = self._call(what, lambda c=cursor: self._fetch_page(
-                        symbol, timeframe, c, until_ms, limit))
+                        symbol, timeframe, c, limit))
                 except TemporaryExchangeError as exc:
-                    if isinstance(exc.__cause__, EmptyPage):
-                        raise _no_candles(what, cursor, until_ms, self.retries) from None
-                    raise
+                    if not isinstance(exc.__cause__, EmptyPage):
+                        raise
+                    error = _no_candles(what, cursor, until_ms, self.retries)
+                    if complete:
+                        raise error from None
+                    log.warning("%s; going on without them, they are asked for again at "
+                                "the next run", str(error).split("; nothing was cached")[0])
+                    break
                 rows.extend(row for row in page if row[0] < until_ms)
                 cursor = max(cursor, page[-1][0] + tf_ms)
                 bar.update(1)
         return rows
 
-    def _fetch_page(self, symbol: str, timeframe: str, since: int, until: int,
-                    limit: int | None) -> list:
+    def _fetch_page(self, symbol: str, timeframe: str, since: int, limit: int | None) -> list:
         """One page of candles from ``since`` on; never empty (see ``fetch``)."""
         page = self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
         if not page:

@@ -274,7 +274,12 @@ class PaperTrader:
             if not path.is_file():
                 raise StateError(f"{path}: the model of fold {fold} is missing; restore it or "
                                  "start a new --state file")
-            self._models[fold] = lstm.load(path)
+            try:
+                self._models[fold] = lstm.load(path)
+            except Exception as exc:  # Keras reports a cut-off file as "File not found"
+                raise StateError(f"{path}: the model of fold {fold} cannot be read, the file "
+                                 f"is damaged ({type(exc).__name__}); put back a good copy of "
+                                 "it, or start a new --state file") from None
         return self._models[fold]
 
     def _decide(self, frame: pd.DataFrame, symbol: str, start: pd.Timestamp,
