@@ -166,11 +166,13 @@ class Downloader:
                 except TemporaryExchangeError as exc:
                     if not isinstance(exc.__cause__, EmptyPage):
                         raise
-                    error = _no_candles(what, cursor, until_ms, self.retries)
+                    missing = _no_candles(what, cursor, until_ms, self.retries)
                     if complete:
-                        raise error from None
+                        raise TemporaryExchangeError(
+                            f"{missing}; nothing was cached for it; run again later, or set "
+                            "data.end before that span if the market stopped trading") from None
                     log.warning("%s; going on without them, they are asked for again at "
-                                "the next run", str(error).split("; nothing was cached")[0])
+                                "the next run", missing)
                     break
                 rows.extend(row for row in page if row[0] < until_ms)
                 cursor = max(cursor, page[-1][0] + tf_ms)
@@ -210,11 +212,9 @@ def _stamp(ms: int) -> str:
     return f"{pd.Timestamp(ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
 
 
-def _no_candles(what: str, since: int, until: int, retries: int) -> TemporaryExchangeError:
-    return TemporaryExchangeError(
-        f"{what}: the exchange sent no candles from {_stamp(since)} to {_stamp(until)} in "
-        f"{retries + 1} attempts, though that span should have them; nothing was cached for "
-        "it; run again later, or set data.end before that span if the market stopped trading")
+def _no_candles(what: str, since: int, until: int, retries: int) -> str:
+    return (f"{what}: the exchange sent no candles from {_stamp(since)} to {_stamp(until)} in "
+            f"{retries + 1} attempts, though that span should have them")
 
 
 def _check_reply_parsed(exchange: ccxt.Exchange) -> None:

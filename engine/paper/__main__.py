@@ -195,7 +195,7 @@ def restore(path: Path) -> str:
 
 
 def _sound(path: Path) -> bool:
-    uri = f"file:{path}?mode=ro"
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         with sqlite3.connect(uri, uri=True) as conn:
             return check(conn) is None

@@ -208,16 +208,20 @@ class PaperState:
         SQLite's online backup API copies a consistent snapshot. A state that fails its
         integrity check is never copied over a good backup.
         """
-        problem = check(self.conn)
-        if problem:
-            log.warning("%s: not backed up: %s", self.path, problem)
-            return None
         target = backup_path(self.path)
         tmp = target.with_name(f"{target.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        with contextlib.closing(sqlite3.connect(tmp)) as copy:
-            self.conn.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        try:
+            problem = check(self.conn)
+            if problem is None:
+                tmp.unlink(missing_ok=True)
+                with contextlib.closing(sqlite3.connect(tmp)) as copy:
+                    self.conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        except sqlite3.Error as exc:
+            problem = f"SQLite: {exc}"
+        if problem:
+            log.warning("%s: the backup %s was kept as it was: %s", self.path, target, problem)
+            return None
         if target.exists():
             os.replace(target, target.with_name(f"{target.name}.1"))
         os.replace(tmp, target)

@@ -7,7 +7,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from engine.cli import run_cli
 from engine.errors import StateError
 from engine.paper.__main__ import main
 from engine.paper.state import PaperState, backup_path, lock_path
-from tests.engine.test_paper import closed_through, make_trader
+from tests.engine.test_paper import SIZES, closed_through, make_trader
 from tests.loopback import LoopbackExchange
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,33 +134,30 @@ def test_truncated_model_is_one_line(copy, capsys, candles_module):
         state.close()
 
 
-def test_second_process_is_refused_at_start(copy, tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from engine.paper.state import PaperState; "
-         "PaperState.open(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(copy)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        config = tmp_path / "any.yaml"
-        config.write_text("data: {symbols: [BTC/USDT]}\n")
-        second = subprocess.run([sys.executable, "-m", "engine.paper", "run", str(config),
-                                 "--state", str(copy), "--once"], cwd=REPO,
-                                capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2
-        assert second.stderr.strip().splitlines() == [
-            f"error: {copy} is in use by another paper-trading process (pid {holder.pid}); "
-            "run one process per state file: stop that one first, or pass another --state "
-            "file"]
-        assert PaperState.open(copy, exclusive=False).meta()  # status may read beside it
-    finally:
-        holder.kill()  # the OS drops the lock of a killed process
-        holder.wait()
-    deadline = time.time() + 10
-    while True:
+def test_second_process_is_refused_at_start(tmp_path, candles_module):
+    from tests.conftest import config_dict, write_config
+
+    state = tmp_path / "state.sqlite"
+    with LoopbackExchange(candles_module, max_limit=100) as ex:
+        closed_through(ex, candles_module["BTC/USDT"].index[239])
+        config = write_config(tmp_path, config_dict(tmp_path, ex, **SIZES,
+                                                    paper={"poll_seconds": 3600}))
+        first = subprocess.Popen([sys.executable, "-m", "engine.paper", "run", str(config),
+                                  "--state", str(state), "--no-progress"], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
-            PaperState.open(copy).close()
-            break
-        except StateError:
-            assert time.time() < deadline
-            time.sleep(0.1)
-    assert lock_path(copy).exists()
+            assert first.stdout.readline().startswith("paper trading ")  # it holds the state
+            second = subprocess.run([sys.executable, "-m", "engine.paper", "run", str(config),
+                                     "--state", str(state), "--once"], cwd=REPO,
+                                    capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2
+            assert second.stderr.strip().splitlines() == [
+                f"error: {state} is in use by another paper-trading process (pid {first.pid}); "
+                "run one process per state file: stop that one first, or pass another --state "
+                "file"]
+            assert first.poll() is None  # the original goes on
+        finally:
+            first.kill()  # kill -9: the OS drops the lock of a killed process
+            first.wait()
+    PaperState.open(state).close()
+    assert lock_path(state).exists()

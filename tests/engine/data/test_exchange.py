@@ -269,3 +269,21 @@ def test_credentials_echoed_by_the_exchange_are_redacted(tmp_path, loopback):
     assert "retry 1 of 2" in proc.stderr and "Internal error serving key trader:***;" in proc.stderr
     for text in (proc.stdout, proc.stderr):
         assert password not in text and key not in text
+
+
+def test_range_up_to_the_clock_goes_on_without_late_candles_and_asks_again(
+        tmp_path, loopback, candles, caplog):
+    cfg = data_cfg(tmp_path, loopback, retries=1)  # no data.end: the range ends at the clock
+    loopback.inject("empty", times=2, after=3)  # BTC's 4th page is late, twice
+    market = load_market_data(cfg, now_ms=clock(loopback), sleep=lambda s: None,
+                              progress=False)
+    assert len(market.index) == 300
+    assert "the exchange sent no candles from 2020-10-27 00:00 UTC" in caplog.text
+    assert "asked for again at the next run" in caplog.text
+    cached = CandleCache(cfg.cache_dir, "binance").read("BTC/USDT", "1d")
+    assert cached.covered_until == int(candles["BTC/USDT"].index[300].value // 1_000_000)
+    loopback.reset_counts()
+    market = load_market_data(cfg, now_ms=clock(loopback), progress=False)
+    assert len(market.index) == 400
+    starts = [int(q["startTime"]) for p, q in loopback.log if p == "/api/v3/klines"]
+    assert starts == [cached.covered_until]  # only the late candles were asked for
