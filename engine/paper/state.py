@@ -350,7 +350,7 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
             return conn
     except sqlite3.DatabaseError as exc:
         conn.close()
-        if "not a database" in str(exc):
+        if "not a database" in str(exc) and not backup_path(path).is_file():
             raise StateError(f"{path}: not a paper-trading state file ({exc}); pass another "
                              "--state path") from None
         raise damaged(path, f"SQLite: {exc}") from None

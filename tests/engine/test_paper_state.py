@@ -71,6 +71,11 @@ def damage_pages(path: Path) -> None:
         handle.write(os.urandom(page * (pages - 3)))
 
 
+def damage_header(path: Path) -> None:
+    with open(path, "r+b") as handle:
+        handle.write(b"garbage!" * 8)
+
+
 def drop_fills(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE fills")
@@ -91,6 +96,7 @@ def checkpoint(path: Path) -> None:
 
 @pytest.mark.parametrize("damage, problem", [
     (damage_pages, "SQLite"),
+    (damage_header, "SQLite: file is not a database"),
     (drop_fills, "its table fills is missing"),
     (bad_meta, "its meta value 'start' is not JSON"),
 ])
