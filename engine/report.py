@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.secrets import redact
 from engine.simulation import StrategyRun, exposure_share
 
 # Metrics where smaller is better, for sorting comparison tables.
@@ -119,7 +120,7 @@ def sort_table(frame: pd.DataFrame, sort_by: str) -> pd.DataFrame:
 def write_json(path: Path, payload: Any) -> Path:
     """Write JSON with NaN/inf as null, atomically (temp file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2, default=str) + "\n")
+    tmp.write_text(redact(json.dumps(_clean(payload), indent=2, default=str)) + "\n")
     tmp.replace(path)
     return path
 

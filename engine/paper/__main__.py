@@ -6,12 +6,22 @@ run     process every closed candle not processed yet, then keep waiting for new
         environment; without it nothing is ever sent. Real-money trading is refused.
 status  equity, positions, realised and unrealised P&L, P&L against buy-and-hold since
         the start, open orders and recent fills; writes the paper equity curve as a PNG.
+restore put back the last good copy of a damaged state (``<state>.bak``), keeping the
+        damaged files beside it as ``<state>.damaged-<time>``.
+
+Both ``run`` and ``status`` check the state when they open it (see ``engine.paper.state``)
+and refuse a damaged one with a one-line error that says how to recover.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import shutil
+import sqlite3
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +31,7 @@ from engine.cli import run_cli
 from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.execution import Account, Bar
-from engine.paper.state import PaperState
+from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
 from engine.plots import equity_chart
 from engine.report import render_table
 from engine.simulation import make_account
@@ -41,6 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.state) if args.state else default_state(Path(cfg.output_dir))
     state = PaperState.open(path)
     try:
+        check_model_file(state)
         orders = SandboxOrders(cfg.data, cfg.data.retries, cfg.data.retry_backoff_s) \
             if args.sandbox else None
         trader = PaperTrader(cfg, state, orders=orders, progress=not args.no_progress)
@@ -56,6 +67,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         state.close()
     return 0
+
+
+def check_model_file(state: PaperState) -> None:
+    """Refuse a state whose current fold model is missing or not a whole ``.keras`` file.
+
+    A ``.keras`` file is a zip archive: reading its directory and checksums finds a
+    truncated or overwritten file without loading Keras.
+
+    Raises:
+        StateError: Naming the model file and how to recover.
+    """
+    model_file = state.meta().get("model_file")
+    if not model_file:
+        return
+    path = state.path.parent / model_file
+    fix = "put back a good copy of it, or start a new --state file"
+    if not path.is_file():
+        raise StateError(f"{path}: the model of the state's current fold is missing; {fix}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        bad = str(exc)
+    if bad is not None:
+        raise StateError(f"{path}: the model of the state's current fold is damaged (not a "
+                         f"whole .keras file: {bad}); {fix}")
 
 
 def buy_and_hold(candles: pd.DataFrame, broker: BrokerConfig) -> pd.Series:
@@ -143,11 +180,9 @@ def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]
 
 def cmd_status(args: argparse.Namespace) -> int:
     path = Path(args.state)
-    if not path.is_file():
-        raise StateError(f"{path}: no such state file; pass the --state used with "
-                         "python -m engine.paper run")
-    state = PaperState.open(path)
+    state = PaperState.open(path, exclusive=False)
     try:
+        check_model_file(state)
         text, curves = status_text(state)
     finally:
         state.close()
@@ -155,6 +190,51 @@ def cmd_status(args: argparse.Namespace) -> int:
     equity_chart(curves, chart, title="Paper equity")
     print(text)
     print(f"\nEquity chart: {chart}")
+    return 0
+
+
+def restore(path: Path) -> str:
+    """Replace the state at ``path`` by its last good backup; returns what was done.
+
+    The damaged database and its WAL files are kept, renamed, beside it: SQLite would
+    otherwise replay the old WAL file into the restored database.
+
+    Raises:
+        StateError: A run holds the state, or there is no sound backup.
+    """
+    lock = acquire_lock(path)
+    try:
+        backup = next((p for p in (backup_path(path), backup_path(path).with_name(
+            f"{backup_path(path).name}.1")) if p.is_file() and _sound(p)), None)
+        if backup is None:
+            raise StateError(f"{path}: no sound backup ({backup_path(path)} or .bak.1) to "
+                             "restore; start a new --state file")
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        kept = path.with_name(f"{path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            old = path.with_name(path.name + suffix)
+            if old.exists():
+                os.replace(old, kept.with_name(kept.name + suffix))
+        tmp = path.with_name(f"{path.name}.restoring")
+        shutil.copyfile(backup, tmp)
+        os.replace(tmp, path)
+    finally:
+        release_lock(lock)
+    return (f"restored {path} from {backup}; the damaged file is kept as {kept}; the next "
+            "run processes again the candles that closed after the backup")
+
+
+def _sound(path: Path) -> bool:
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as conn:
+            return check(conn) is None
+    except sqlite3.DatabaseError:
+        return False
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    print(restore(Path(args.state)))
     return 0
 
 
@@ -174,8 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = sub.add_parser("status", help="show the paper account and write its chart")
     status.add_argument("--state", required=True, help="SQLite state file")
     status.add_argument("--output", help="equity PNG (default: beside the state file)")
+    restore_cmd = sub.add_parser("restore", help="put back the last good copy of a damaged "
+                                                 "state")
+    restore_cmd.add_argument("--state", required=True, help="SQLite state file")
     args = parser.parse_args(argv)
-    return cmd_run(args) if args.command == "run" else cmd_status(args)
+    return {"run": cmd_run, "status": cmd_status, "restore": cmd_restore}[args.command](args)
 
 
 if __name__ == "__main__":

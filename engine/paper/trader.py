@@ -169,7 +169,7 @@ class PaperTrader:
     # --- one candle ---------------------------------------------------------------------
 
     def _start(self, market: MarketData) -> None:
-        """A new state file: empty books, bound to this config, starting at the last candle."""
+        """A new state file: new accounts, bound to this config, starting at the last candle."""
         accounts = {self._name(symbols): make_account(self.cfg.broker).to_dict()
                     for symbols in self.cfg.symbol_groups}
         self.state.initialise({
@@ -312,7 +312,12 @@ class PaperTrader:
             if not path.is_file():
                 raise StateError(f"{path}: the model of fold {fold} is missing; restore it or "
                                  "start a new --state file")
-            self._models[fold] = lstm.load(path)
+            try:
+                self._models[fold] = lstm.load(path)
+            except Exception as exc:  # Keras reports a cut-off file as "File not found"
+                raise StateError(f"{path}: the model of fold {fold} cannot be read, the file "
+                                 f"is damaged ({type(exc).__name__}); put back a good copy of "
+                                 "it, or start a new --state file") from None
         return self._models[fold]
 
     def _decide(self, frames: dict[str, pd.DataFrame], account: Account,
