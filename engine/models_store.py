@@ -128,9 +128,15 @@ class ModelStore:
         try:
             meta = json.loads(meta_file.read_text())
             os.utime(meta_file)
-        except (OSError, ValueError):
-            return None
-        return meta if meta.get("key") == key else None
+        except (OSError, ValueError) as exc:
+            meta = {"error": exc}
+        if meta.get("key") == key:
+            return meta
+        if self.entry(key).is_dir():  # damaged by hand or by the disk: make room for a new one
+            log.warning("model store entry %s is damaged (%s); training that fold again",
+                        self.entry(key), meta.get("error", "its settings name another key"))
+            _remove_entry(self.entry(key))
+        return None
 
     def read_weights(self, key: str) -> list[np.ndarray] | None:
         """The layer weights of ``key``, or None when they cannot be read (pruned or
