@@ -277,3 +277,26 @@ def test_paper_trading_after_a_backtest_trains_nothing(tmp_path, caplog):
         paper.close()
     # One window (paper) and a fold's batch (backtest) may differ in the last bits.
     assert row["pred_close"] == pytest.approx(forecast["pred_close"], rel=1e-6)
+
+
+def test_paper_refit_takes_a_fold_the_backtest_stored(tmp_path):
+    candles = {s: f.round(8) for s, f in generated(240).items()}
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        ex.now_ms = int(index[-1].value // 1_000_000) + 86_400_001
+        raw = config_dict(tmp_path, ex, **SECTIONS)
+        backtest = run(validate_config(raw), progress=False)  # folds at bars 150, 190, 230
+        ex.now_ms = int(index[199].value // 1_000_000) + 86_400_001
+        state = PaperState.open(tmp_path / "state.sqlite")
+        trader = PaperTrader(validate_config(raw), state, now_ms=lambda: ex.now_ms,
+                             sleep=lambda s: None)
+        trader.run_once()
+        ex.now_ms = int(index[-1].value // 1_000_000) + 86_400_001
+        trader.run_once()  # the re-fit at bar 230 is due on the way
+        forecasts = state.table("forecasts").query("symbol == 'ETH/USDT'")
+        state.close()
+    saved = json.loads((tmp_path / "state_models" / "fold_002.json").read_text())
+    assert saved["fold"]["reused"]
+    assert saved["fold"]["store_key"] == backtest.walkforward.folds[2].store_key
+    expected = backtest.walkforward.forecasts["ETH/USDT"]["pred_close"].iloc[-41:]  # 199..239
+    assert forecasts["pred_close"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-6)
