@@ -5,8 +5,8 @@ once, here, at the edge: unknown keys, wrong types, out-of-range values and inco
 dates are reported as one line that names the file, the key path, the bad value and what
 is allowed, e.g. ``configs/x.yaml: model.dropout = 1.5 is not in [0, 1)``.
 
-Relative paths in a config (cache_dir, csv files, output_dir) are taken relative to the
-current working directory, as with most command-line tools.
+Relative paths in a config (cache_dir, model_store, csv files, output_dir) are taken
+relative to the current working directory, as with most command-line tools.
 
 Example:
     >>> cfg = load_config("configs/btc.yaml")
@@ -161,6 +161,7 @@ class DataConfig(_Section):
     start: dt.date = dt.date(2017, 8, 17)  # first day wanted (UTC)
     end: dt.date | None = None  # last day wanted, inclusive; None = up to the last closed candle
     cache_dir: Path = Path("cache")  # downloaded candles, one Parquet file per market
+    model_store: Path | None = None  # fitted fold models, reused by runs; None = cache_dir/models
     csv: dict[Symbol, Path] = {}  # {symbol: CSV path} read instead of the exchange
     api_url: Annotated[str, AfterValidator(_check_url)] | None = None  # base URL for all REST calls
     exchange_options: dict[str, Any] = {}  # extra ccxt constructor options (timeout, options, ...)

@@ -37,14 +37,15 @@ from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, StateError
 from engine.execution import Account, Bar
+from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
 from engine.paper.state import CandleUpdate, PaperState
 from engine.simulation import PORTFOLIO, make_account, simulate
 from engine.walkforward import (
     build_windows,
     first_train_end,
-    fit_fold,
     forecast,
+    next_fold,
     plan_folds,
     run_walkforward,
 )
@@ -57,8 +58,8 @@ log = logging.getLogger(__name__)
 def fingerprint(cfg: Config) -> str:
     """What a state file is bound to: everything that changes trading, not paths or ends."""
     data = cfg.to_dict()
-    for key in ("end", "cache_dir", "csv", "api_url", "exchange_options", "retries",
-                "retry_backoff_s"):
+    for key in ("end", "cache_dir", "model_store", "csv", "api_url", "exchange_options",
+                "retries", "retry_backoff_s"):
         data["data"].pop(key, None)
     data.pop("output_dir", None)
     data["paper"].pop("poll_seconds", None)
@@ -107,6 +108,7 @@ class PaperTrader:
                               "data.csv from the config")
         self.spec = chosen_strategy(self.cfg)
         self._check_state()
+        self.store = ModelStore.for_data(self.cfg.data)  # the backtest's fitted folds
         self.loader = MarketDataLoader(self.cfg.data.model_copy(update={"end": None}),
                                        exchange=self.exchange, now_ms=self.now_ms,
                                        sleep=self.sleep, progress=self.progress)
@@ -288,12 +290,12 @@ class PaperTrader:
         windows = build_windows(frames, mc)
         fold = meta.get("model_fold")
         if fold is None:  # the first candle: the whole walk-forward up to here
-            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress)
+            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress,
+                                     store=self.store)
             model_file = result.folds[-1].model_file
         elif plan.index != fold:  # a re-fit is due: the next fold, from this fold's model
             previous = self._model(fold, meta["model_file"])
-            _, record = fit_fold(plan, index, windows, previous, mc, wf, self.model_dir,
-                                 list(frames))
+            record = next_fold(frames, previous, mc, wf, self.model_dir, self.store)
             model_file = record.model_file
         else:
             model_file = meta["model_file"]
