@@ -3,7 +3,8 @@
 1. load and align the market data (exchange + cache, or CSV files);
 2. walk-forward: fit the LSTM forecaster fold by fold and forecast each fold's bars;
 3. run every configured strategy on every traded symbol over the same bars and costs;
-4. write report.json, predictions.csv, the comparison tables and charts, report.html,
+4. write report.json, predictions.csv, trades.csv, fills.csv, the comparison tables and
+   charts, report.html,
    and print the summary (forecast error beside persistence, P&L beside buy-and-hold).
 
 The output directory is assembled next to its final place and swapped in at the end, so
@@ -28,7 +29,9 @@ from engine.config import Config, load_config
 from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError
 from engine.report import (
+    benchmarks,
     comparison_table,
+    forecast_diagnostics,
     forecast_metrics,
     forecast_table,
     periods_per_year,
@@ -72,11 +75,15 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
     bars_per_year = periods_per_year(cfg.data.timeframe)
     index = market.index
     test_start = index[wf.first_forecast_bar]
+    closes = {s: frame["close"] for s, frame in market.frames.items()}
+    bench = benchmarks(runs, closes)
     return {
-        "forecast": {s: forecast_metrics(wf.forecasts[s], market.frames[s]["close"])
-                     for s in market.frames},
+        "forecast": {s: forecast_metrics(wf.forecasts[s], closes[s]) for s in market.frames},
+        "diagnostics": {s: forecast_diagnostics(wf.forecasts[s], closes[s])
+                        for s in market.frames},
         "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
-                        **trading_metrics(r, bars_per_year)} for r in runs],
+                        **trading_metrics(r, bars_per_year, bench.get(r.symbol))}
+                       for r in runs],
         "folds": [asdict(f) for f in wf.folds],
         "run": {
             "config_file": str(cfg.source) if cfg.source else None,
@@ -203,7 +210,7 @@ def summary(result: RunResult) -> str:
         f" {len(report['folds'])} folds), device {report['run']['device']}",
         "",
         "Forecast error (next close) beside persistence (next close = this close):",
-        render_table(forecast_table(report["forecast"])),
+        render_table(forecast_table(report["forecast"], report["diagnostics"])),
         "",
         f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
         render_table(table),

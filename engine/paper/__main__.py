@@ -22,8 +22,8 @@ from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.paper import broker as paper_broker
 from engine.paper.state import Book, PaperState
-from engine.plots import equity_chart
 from engine.report import render_table
+from engine.report.charts import equity_chart
 
 
 def default_state(output_dir: Path) -> Path:
