@@ -5,7 +5,7 @@
 - trades.csv: one row per round trip of every (strategy, symbol)
 - fills.csv: one row per fill, with the bar whose close decided it
 - comparison.csv / comparison.md: one row per (strategy, symbol), best first
-- equity.png, forecast.png, folds.png: the charts
+- equity.png, forecast.png, folds.png, diagnostics.png: the charts
 - report.html: one self-contained interactive page with the config, tables and charts
 - models/: each fold's ``.keras`` model with its JSON settings (written by the walk-forward)
 """
@@ -22,6 +22,7 @@ from engine.config import Config
 from engine.data import MarketData
 from engine.report import charts as plots
 from engine.report import comparison_table, fills_frame, fold_metrics, render_table, trades_frame
+from engine.report.metrics import scored_forecasts
 from engine.report.page import html_report
 from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
@@ -77,6 +78,10 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
                                      cfg.backtest.log_scale or None, fills=fills_by_run(runs)),
         "forecast": plots.forecast_chart(closes, wf.forecasts, out / "forecast.png"),
         "folds": plots.folds_chart(per_fold, out / "folds.png"),
+        "diagnostics": plots.diagnostics_chart(
+            {s: scored_forecasts(wf.forecasts[s], closes[s]) for s in wf.forecasts},
+            {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},
+            out / "diagnostics.png"),
     }
     (out / "report.html").write_text(html_report(cfg, report, table, charts, runs, closes,
                                                  wf.forecasts))

@@ -178,3 +178,43 @@ def folds_chart(per_symbol: Mapping[str, pd.DataFrame], path: Path) -> Path:
     fig.tight_layout()
     _legend_below(fig, axes)
     return _save(fig, path)
+
+
+def diagnostics_chart(scored: Mapping[str, pd.DataFrame],
+                      by_strength: Mapping[str, Sequence[Mapping]], path: Path) -> Path:
+    """Per symbol: predicted vs realised next-bar return, and hit rate by quintile of the
+    predicted move's size against the 50% line.
+
+    Args:
+        scored: ``{symbol: frame with pred_return and true_return}``.
+        by_strength: ``{symbol: records of hit_rate_by_strength}``.
+        path: The PNG to write.
+    """
+    symbols = list(scored)
+    fig, axes = plt.subplots(len(symbols), 2, figsize=(12, 4.2 * len(symbols)), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 2]})
+    for row, symbol in zip(axes, symbols, strict=True):
+        pred, true = 100 * scored[symbol]["pred_return"], 100 * scored[symbol]["true_return"]
+        reach = float(max(pred.abs().max(), true.abs().max(), 1e-6))
+        row[0].scatter(pred, true, s=6, alpha=0.4, color="tab:blue")
+        row[0].plot([-reach, reach], [-reach, reach], color="grey", linestyle=":",
+                    linewidth=0.9, label="realised = predicted")
+        row[0].axhline(0, color="black", linewidth=0.5)
+        row[0].axvline(0, color="black", linewidth=0.5)
+        row[0].set_xlabel("predicted next-bar return %")
+        row[0].set_ylabel("realised %")
+        row[0].set_title(f"{symbol}: predicted vs realised")
+        table = pd.DataFrame(list(by_strength[symbol]))
+        if not table.empty:
+            row[1].bar(table["quintile"], 100 * table["hit_rate"], color="tab:blue")
+            for x, n in zip(table["quintile"], table["n"], strict=True):
+                row[1].annotate(f"n={n}", (x, 2), ha="center", fontsize=7, color="white")
+        row[1].axhline(50, color="grey", linestyle="--", linewidth=0.9)
+        row[1].set_ylim(0, 100)
+        row[1].set_xlabel("quintile of |predicted return| (1 = smallest)")
+        row[1].set_ylabel("hit rate %")
+        row[1].set_title("direction right, by size of the predicted move")
+        for ax in row:
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

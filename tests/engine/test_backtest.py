@@ -94,7 +94,7 @@ def test_report_json_has_every_section(cli_run):
 
 def test_charts_are_real_pngs(cli_run):
     _, out, _ = cli_run
-    for name in ("equity.png", "forecast.png", "folds.png"):
+    for name in ("equity.png", "forecast.png", "folds.png", "diagnostics.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         image = matplotlib.image.imread(out / name)
