@@ -58,7 +58,18 @@ def _from_open_close(run: StrategyRun, trade: dict[str, Any]) -> dict[str, Any]:
             "exit_price": last["price"] if last is not None else None,
             "pnl": trade["pnl"],
             "return": trade["pnl"] / (size * entry_price) if size and entry_price else None,
-            "fees": None, "bars_held": bars, "open_at_end": bool(trade.get("open_at_end"))}
+            "fees": _fees(first, last, size), "bars_held": bars,
+            "open_at_end": bool(trade.get("open_at_end"))}
+
+
+def _fees(first: pd.Series | None, last: pd.Series | None, size: float | None) -> float | None:
+    """Entry plus exit commission when each fill is this trade's alone (no reversal)."""
+    if first is None:
+        return None
+    fills = [f for f in (first, last) if f is not None]
+    if any(abs(f["size"] - size) > 1e-12 * max(1.0, size) for f in fills):
+        return None
+    return float(sum(f["commission"] for f in fills))
 
 
 def _utc(when) -> pd.Timestamp:

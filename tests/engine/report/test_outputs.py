@@ -36,10 +36,19 @@ def test_trades_add_up_to_the_equity_change(small_run, files):
         gains, losses = mine.pnl[mine.pnl > 0].sum(), -mine.pnl[mine.pnl < 0].sum()
         if losses > 0:
             assert entry["profit_factor"] == pytest.approx(gains / losses)
+    hold = trades[trades.strategy == "buy_and_hold"]
+    fees = {e["symbol"]: e["fees_paid"] for e in report["strategies"]
+            if e["strategy"] == "buy_and_hold"}
+    assert hold["fees"].tolist() == pytest.approx([fees[s] for s in hold["symbol"]])
     active = trades[trades.strategy.str.startswith("sma_cross")]
     assert len(active) > 3 and (active["bars_held"] >= 1).all()
     closed = active[~active.open_at_end]
     assert (closed["exit_time"] > closed["entry_time"]).all()
+    # long-or-flat: each round trip is one buy and one sell, so its figures tie out
+    gross = closed["size"] * (closed["exit_price"] - closed["entry_price"])
+    assert (closed["pnl"]).tolist() == pytest.approx((gross - closed["fees"]).tolist())
+    assert closed["return"].tolist() == pytest.approx(
+        (closed["pnl"] / (closed["size"] * closed["entry_price"])).tolist())
 
 
 def test_fills_follow_their_decision_bar(small_run, files):
