@@ -34,12 +34,12 @@ from engine.report import (
     forecast_diagnostics,
     forecast_metrics,
     forecast_table,
-    periods_per_year,
     render_table,
     trading_metrics,
     write_json,
 )
 from engine.simulation import StrategyRun, simulate
+from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
 from strategies.registry import get_strategy, resolve_params, spec_label
 
@@ -57,15 +57,18 @@ class RunResult:
 
 
 def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult) -> list[StrategyRun]:
-    """Every configured strategy on every traded symbol, from the first forecast bar on."""
+    """Every configured strategy on every account, from the first forecast bar on.
+
+    An account trades one symbol, or every traded symbol in portfolio mode.
+    """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
-    for symbol in cfg.traded_symbols:
+    for symbols in cfg.symbol_groups:
         for spec in cfg.strategies:
             runs.append(simulate(
-                market.frames[symbol], symbol, get_strategy(spec.name),
+                {s: market.frames[s] for s in symbols}, get_strategy(spec.name),
                 resolve_params(spec.name, spec.params), cfg.broker, label=spec_label(spec),
-                trade_start=trade_start, forecasts=wf.forecasts[symbol]))
+                trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
     return runs
 
 
@@ -82,7 +85,8 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
         "diagnostics": {s: forecast_diagnostics(wf.forecasts[s], closes[s])
                         for s in market.frames},
         "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
-                        **trading_metrics(r, bars_per_year, bench.get(r.symbol))}
+                        **trading_metrics(r, bars_per_year, bench.get(r.symbol)),
+                        "contributions": r.contributions}
                        for r in runs],
         "folds": [asdict(f) for f in wf.folds],
         "run": {

@@ -131,8 +131,9 @@ def chart_series(runs: list[SavedRun]) -> tuple[dict, dict]:
             curves.setdefault(symbol, {})[label] = pd.Series(
                 part["equity"].to_numpy(), pd.DatetimeIndex(part["timestamp"]))
             if run.fills is not None:
+                key = "account" if "account" in run.fills.columns else "symbol"
                 mine = run.fills[(run.fills["strategy"] == strategy)
-                                 & (run.fills["symbol"] == symbol)]
+                                 & (run.fills[key] == symbol)]
                 fills[(label, symbol)] = mine
     return curves, fills
 

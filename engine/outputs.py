@@ -24,6 +24,7 @@ from engine.report import charts as plots
 from engine.report import comparison_table, fills_frame, fold_metrics, render_table, trades_frame
 from engine.report.metrics import scored_forecasts
 from engine.report.page import html_report
+from engine.secrets import redact
 from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
 
@@ -70,7 +71,7 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
     table = comparison_table(report["strategies"], cfg.backtest.sort_by)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(render_table(table, markdown=True))
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    (out / "config.yaml").write_text(redact(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
     closes = {s: frame["close"] for s, frame in market.frames.items()}
     per_fold = {s: fold_metrics(wf.forecasts[s], closes[s]) for s in wf.forecasts}
     charts = {
@@ -83,6 +84,7 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
             {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},
             out / "diagnostics.png"),
     }
+    # html_report redacts its own content (not plotly's inlined library)
     (out / "report.html").write_text(html_report(cfg, report, table, charts, runs, closes,
                                                  wf.forecasts))
     written += [out / n for n in ("predictions.csv", "equity.csv", "trades.csv", "fills.csv",

@@ -13,7 +13,6 @@ from engine.report.metrics import (
     fold_metrics,
     forecast_diagnostics,
     forecast_metrics,
-    periods_per_year,
     trading_metrics,
 )
 from engine.report.tables import (
@@ -27,6 +26,7 @@ from engine.report.tables import (
     write_json,
 )
 from engine.report.trades import fills_frame, trade_records, trades_frame
+from engine.timeframes import periods_per_year
 
 __all__ = [
     "LOWER_IS_BETTER", "TABLE_COLUMNS", "benchmarks", "comparison_table", "fills_frame",

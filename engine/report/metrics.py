@@ -14,16 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.exchange import timeframe_ms
 from engine.report.statistics import diebold_mariano, directional_test, hit_rate_by_strength
-from engine.simulation import StrategyRun
+from engine.simulation import StrategyRun, exposure_share
 
 BENCHMARK = "buy_and_hold"
-
-
-def periods_per_year(timeframe: str) -> float:
-    """Bars per year for a ccxt timeframe; crypto markets trade every day of the year."""
-    return 365.0 * 86_400_000 / timeframe_ms(timeframe)
 
 
 # --- forecasts ------------------------------------------------------------------------
@@ -154,7 +148,7 @@ def trading_metrics(run: StrategyRun, bars_per_year: float,
         "max_drawdown": max_dd,
         "calmar": cagr / max_dd if cagr is not None and max_dd > 0 else None,
         **trade_metrics(trades),
-        "exposure": float((run.position != 0).mean()),
+        "exposure": exposure_share(run.position),
         "fees_paid": float(run.fees),
         "final_equity": float(equity.iloc[-1]),
         **relative_metrics(returns, benchmark, bars_per_year),

@@ -22,6 +22,7 @@ from engine.report import interactive
 from engine.report.charts import strategy_colors
 from engine.report.metrics import scored_forecasts
 from engine.report.tables import forecast_table, format_value, strength_table
+from engine.secrets import redact
 from engine.simulation import StrategyRun
 
 _STYLE = """
@@ -143,7 +144,7 @@ def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame
                 charts: Mapping[str, Path], runs: Sequence[StrategyRun],
                 closes: Mapping[str, pd.Series],
                 forecasts: Mapping[str, pd.DataFrame]) -> str:
-    """The whole page as a string.
+    """The whole page as a string, known secrets blanked out of its content.
 
     Args:
         cfg: The run's config (shown at the end).
@@ -171,4 +172,4 @@ def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>Backtest report</title><style>{_STYLE}</style>"
             f"<script>{plotly.offline.get_plotlyjs()}</script></head>"
-            f"<body>{''.join(sections)}</body></html>\n")
+            f"<body>{redact(''.join(sections))}</body></html>\n")

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.secrets import redact
+
 # Metrics where smaller is better, for sorting comparison tables.
 LOWER_IS_BETTER = {"max_drawdown", "fees_paid", "volatility"}
 TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "volatility",
@@ -73,9 +75,9 @@ def strength_table(diagnostics: Mapping[str, Any]) -> pd.DataFrame:
 # --- output ---------------------------------------------------------------------------
 
 def write_json(path: Path, payload: Any) -> Path:
-    """Write JSON with NaN/inf as null, atomically (temp file + rename)."""
+    """Write JSON with NaN/inf as null and secrets blanked, atomically (temp file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2, default=str) + "\n")
+    tmp.write_text(redact(json.dumps(_clean(payload), indent=2, default=str)) + "\n")
     tmp.replace(path)
     return path
 

@@ -21,11 +21,12 @@ def files(small_run):
 def test_trades_add_up_to_the_equity_change(small_run, files):
     report, trades, _ = files
     cash = small_run.config.broker.cash
-    assert list(trades.columns) == ["strategy", "symbol", "side", "size", "entry_time",
+    assert list(trades.columns) == ["strategy", "account", "symbol", "side", "size", "entry_time",
                                     "entry_price", "exit_time", "exit_price", "pnl", "return",
                                     "fees", "bars_held", "open_at_end"]
     for entry in report["strategies"]:
-        mine = trades[(trades.strategy == entry["strategy"]) & (trades.symbol == entry["symbol"])]
+        mine = trades[(trades.strategy == entry["strategy"])
+                      & (trades.account == entry["symbol"])]
         assert len(mine) == entry["n_trades"]
         # every round trip after fees, the open one marked at the last close, is the P&L
         assert mine["pnl"].sum() == pytest.approx(entry["final_equity"] - cash, rel=1e-9)
@@ -53,7 +54,7 @@ def test_trades_add_up_to_the_equity_change(small_run, files):
 
 def test_fills_follow_their_decision_bar(small_run, files):
     report, _, fills = files
-    assert list(fills.columns) == ["strategy", "symbol", "time", "side", "size", "price",
+    assert list(fills.columns) == ["strategy", "account", "symbol", "time", "side", "size", "price",
                                    "fee", "value", "decided_at"]
     index = small_run.market.index
     position = {t: i for i, t in enumerate(index)}
@@ -61,7 +62,7 @@ def test_fills_follow_their_decision_bar(small_run, files):
                                                        strict=True)]
     assert set(steps) == {1}  # decided at a close, filled at the next bar's open
     for entry in report["strategies"]:
-        mine = fills[(fills.strategy == entry["strategy"]) & (fills.symbol == entry["symbol"])]
+        mine = fills[(fills.strategy == entry["strategy"]) & (fills.account == entry["symbol"])]
         assert mine["fee"].sum() == pytest.approx(entry["fees_paid"])
 
 
