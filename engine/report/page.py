@@ -84,12 +84,19 @@ def _meta(cfg: Config, report: Mapping[str, Any]) -> str:
 
 def _market_sections(runs: Sequence[StrategyRun], closes: Mapping[str, pd.Series],
                      forecasts: Mapping[str, pd.DataFrame], colors: Mapping[str, str]) -> list:
+    """One linked figure per (account, instrument): a symbol's own runs, or each symbol
+    of a portfolio with the portfolio's equity below its price."""
     parts = ["<h2>Price, trades, equity and drawdown</h2>",
              '<p class="note">Drag to zoom (the three panels move together), double-click to '
              "reset; click a legend entry to hide it. Triangles are fills: up = buy, "
              "down = sell, in the strategy's colour.</p>"]
-    for n, symbol in enumerate(dict.fromkeys(r.symbol for r in runs)):
-        mine = [r for r in runs if r.symbol == symbol]
+    panels = []
+    for account in dict.fromkeys(r.symbol for r in runs):
+        mine = [r for r in runs if r.symbol == account]
+        instruments = [account] if account in closes else \
+            [s for s in dict.fromkeys(s for r in mine for s in _symbols(r)) if s in closes]
+        panels += [(account, symbol, mine) for symbol in instruments or [account]]
+    for n, (account, symbol, mine) in enumerate(panels):
         start = mine[0].equity.index[0]
         close = closes[symbol][closes[symbol].index >= start] if symbol in closes else None
         forecast = None
@@ -97,11 +104,18 @@ def _market_sections(runs: Sequence[StrategyRun], closes: Mapping[str, pd.Series
             table = forecasts[symbol]
             forecast = pd.Series(table["pred_close"].to_numpy(),
                                  pd.DatetimeIndex(table["target"]))
-        fig = interactive.market_figure(
-            symbol, {r.label: r.equity for r in mine},
-            {r.label: r.fills for r in mine if not r.fills.empty}, colors, close, forecast)
+        fills = {r.label: r.fills[r.fills["symbol"] == symbol] if "symbol" in r.fills else r.fills
+                 for r in mine if not r.fills.empty}
+        title = symbol if symbol == account else f"{symbol} in the {account}"
+        fig = interactive.market_figure(title, {r.label: r.equity for r in mine}, fills, colors,
+                                        close, forecast)
         parts.append(_plot(fig, f"market-{n}"))
     return parts
+
+
+def _symbols(run: StrategyRun) -> list[str]:
+    position = run.position
+    return list(position.columns) if isinstance(position, pd.DataFrame) else [run.symbol]
 
 
 def _monthly_sections(runs: Sequence[StrategyRun]) -> list:

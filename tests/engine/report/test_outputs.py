@@ -97,3 +97,21 @@ def test_forecast_diagnostics_in_report(files):
             report["forecast"][symbol]["directional_accuracy"])
         assert [q["quintile"] for q in diag["by_strength"]] == [1, 2, 3, 4, 5]
         assert sum(q["n"] for q in diag["by_strength"]) == dm["n"]
+
+
+def test_portfolio_run_reports_per_account_and_instrument(portfolio_run):
+    out = portfolio_run.output_dir
+    report = json.loads((out / "report.json").read_text())
+    trades = pd.read_csv(out / "trades.csv")
+    fills = pd.read_csv(out / "fills.csv")
+    cash = portfolio_run.config.broker.cash
+    assert set(trades["account"]) == set(fills["account"]) == {"portfolio"}
+    assert set(fills["symbol"]) == {"BTC/USDT", "ETH/USDT"}
+    for entry in report["strategies"]:
+        assert entry["symbol"] == "portfolio"
+        mine = trades[trades.strategy == entry["strategy"]]
+        assert mine["pnl"].sum() == pytest.approx(entry["final_equity"] - cash, rel=1e-9)
+        assert entry["beta"] is not None  # against the buy-and-hold portfolio
+    page = (out / "report.html").read_text()
+    for symbol in ("BTC\\u002fUSDT", "ETH\\u002fUSDT"):  # plotly's JSON escapes "/"
+        assert f"{symbol} in the portfolio: price, trades and forecast" in page
