@@ -99,7 +99,8 @@ def format_value(column: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if column in PERCENT:
-        return f"{100 * value:.1f}%"
+        percent = 100 * value
+        return f"{0.0 if abs(percent) < 0.05 else percent:.1f}%"  # no "-0.0%"
     if column in ("n_trades", "n", "fold", "quintile"):
         return f"{int(value)}"
     if column in MONEY or column.endswith(("rmse", "mae")):
