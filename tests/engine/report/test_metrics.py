@@ -59,3 +59,11 @@ def test_one_colour_per_strategy_and_log_rule():
     assert len(set(colors.values())) == 3 and colors["buy_and_hold"] == "#222222"
     assert wants_log([pd.Series([1.0, 11.0])])
     assert not wants_log([pd.Series([1.0, 9.0]), pd.Series([2.0, 5.0])])
+
+
+def test_percent_formatting_has_no_negative_zero():
+    from engine.report import format_value
+
+    assert format_value("alpha", -1e-9) == "0.0%"
+    assert format_value("alpha", -0.0006) == "-0.1%"
+    assert format_value("calmar", None) == "-"
