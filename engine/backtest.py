@@ -4,7 +4,8 @@
 2. walk-forward: fit the LSTM forecaster fold by fold (or load the folds an earlier run
    fitted from the model store) and forecast each fold's bars;
 3. run every configured strategy on every traded symbol over the same bars and costs;
-4. write report.json, predictions.csv, the comparison tables and charts, report.html,
+4. write report.json, predictions.csv, trades.csv, fills.csv, the comparison tables and
+   charts, report.html,
    and print the summary (forecast error beside persistence, P&L beside buy-and-hold).
 
 The output directory is assembled next to its final place and swapped in at the end, so
@@ -30,7 +31,9 @@ from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError
 from engine.models_store import ModelStore
 from engine.report import (
+    benchmarks,
     comparison_table,
+    forecast_diagnostics,
     forecast_metrics,
     forecast_table,
     render_table,
@@ -77,11 +80,15 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
     bars_per_year = periods_per_year(cfg.data.timeframe)
     index = market.index
     test_start = index[wf.first_forecast_bar]
+    closes = {s: frame["close"] for s, frame in market.frames.items()}
+    bench = benchmarks(runs, closes)
     return {
-        "forecast": {s: forecast_metrics(wf.forecasts[s], market.frames[s]["close"])
-                     for s in market.frames},
+        "forecast": {s: forecast_metrics(wf.forecasts[s], closes[s]) for s in market.frames},
+        "diagnostics": {s: forecast_diagnostics(wf.forecasts[s], closes[s])
+                        for s in market.frames},
         "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
-                        **trading_metrics(r, bars_per_year), "contributions": r.contributions}
+                        **trading_metrics(r, bars_per_year, bench.get(r.symbol)),
+                        "contributions": r.contributions}
                        for r in runs],
         "folds": [asdict(f) for f in wf.folds],
         "run": {
@@ -218,7 +225,7 @@ def summary(result: RunResult) -> str:
         f"reused from the model store {ModelStore.for_data(cfg.data).root}/",
         "",
         "Forecast error (next close) beside persistence (next close = this close):",
-        render_table(forecast_table(report["forecast"])),
+        render_table(forecast_table(report["forecast"], report["diagnostics"])),
         "",
         f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
         render_table(table),

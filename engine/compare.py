@@ -2,9 +2,12 @@
 
 Reads each run directory's report.json and equity.csv (written by ``engine.backtest``),
 prints one comparison table of every (run, strategy, symbol), and saves it as Markdown
-and CSV together with an overlaid equity chart. Runs whose test period, timeframe or
-costs differ from the first run's are flagged in the table's ``differs`` column: their
-numbers are not like for like.
+and CSV together with an overlaid equity chart (one colour per strategy in every panel,
+buys and sells marked from trades.csv/fills.csv where the run has them). Runs whose test
+period, timeframe or costs differ from the first run's are flagged in the table's
+``differs`` column: their numbers are not like for like. A run written by an older
+version (no trades.csv or fills.csv, fewer metrics) still opens, with a one-line note of
+what it lacks.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import pandas as pd
 from engine.cli import run_cli
 from engine.config import METRICS
 from engine.errors import DataError
-from engine.plots import equity_chart
-from engine.report import comparison_table, render_table, sort_table
+from engine.report import TABLE_COLUMNS, comparison_table, render_table, sort_table
+from engine.report.charts import equity_chart, strategy_colors
 
 
 @dataclass
@@ -34,6 +37,8 @@ class SavedRun:
     path: Path
     report: dict[str, Any]
     equity: pd.DataFrame
+    fills: pd.DataFrame | None = None
+    missing: tuple[str, ...] = ()
 
     @property
     def conditions(self) -> dict[str, Any]:
@@ -66,7 +71,34 @@ def read_run(path: Path) -> SavedRun:
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{report_file}: not a report written by this engine "
                         f"({type(exc).__name__}: {exc})") from None
-    return SavedRun(path.name, path, report, equity)
+    fills = _read_fills(path / "fills.csv")
+    missing = tuple(name for name in ("trades.csv", "fills.csv") if not (path / name).is_file())
+    return SavedRun(path.name, path, report, equity, fills, missing)
+
+
+def _read_fills(path: Path) -> pd.DataFrame | None:
+    """A run's fills, or None when the file is absent or not in the expected layout."""
+    if not path.is_file():
+        return None
+    try:
+        fills = pd.read_csv(path, parse_dates=["time"])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    return fills if {"strategy", "symbol", "side"} <= set(fills.columns) else None
+
+
+def missing_notes(runs: list[SavedRun]) -> list[str]:
+    """One line per run from an older version, naming what it lacks."""
+    notes = []
+    for run in runs:
+        absent_metrics = [c for c in TABLE_COLUMNS
+                          if run.report["strategies"] and c not in run.report["strategies"][0]]
+        lacks = list(run.missing) + ([f"metrics {', '.join(absent_metrics)}"]
+                                     if absent_metrics else [])
+        if lacks:
+            notes.append(f"note: {run.name} was written by an older version and has no "
+                         f"{'; no '.join(lacks)} (shown as '-'; re-run its backtest to fill them)")
+    return notes
 
 
 def _unique_names(runs: list[SavedRun]) -> None:
@@ -89,6 +121,23 @@ def comparison(runs: list[SavedRun], sort_by: str) -> pd.DataFrame:
     return sort_table(pd.concat(rows, ignore_index=True), sort_by)
 
 
+def chart_series(runs: list[SavedRun]) -> tuple[dict, dict]:
+    """Equity curves ``{symbol: {"run: strategy": series}}`` and fills by (label, symbol)."""
+    curves: dict[str, dict[str, pd.Series]] = {}
+    fills: dict[tuple[str, str], pd.DataFrame] = {}
+    for run in runs:
+        for (strategy, symbol), part in run.equity.groupby(["strategy", "symbol"], sort=False):
+            label = f"{run.name}: {strategy}"
+            curves.setdefault(symbol, {})[label] = pd.Series(
+                part["equity"].to_numpy(), pd.DatetimeIndex(part["timestamp"]))
+            if run.fills is not None:
+                key = "account" if "account" in run.fills.columns else "symbol"
+                mine = run.fills[(run.fills["strategy"] == strategy)
+                                 & (run.fills[key] == symbol)]
+                fills[(label, symbol)] = mine
+    return curves, fills
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.compare",
                                      description="Compare the results of earlier backtests.")
@@ -107,13 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output / "comparison.csv", index=False)
     (args.output / "comparison.md").write_text(render_table(table, markdown=True))
-    curves: dict[str, dict[str, pd.Series]] = {}
-    for run in runs:
-        for (strategy, symbol), part in run.equity.groupby(["strategy", "symbol"], sort=False):
-            series = pd.Series(part["equity"].to_numpy(), pd.DatetimeIndex(part["timestamp"]))
-            curves.setdefault(symbol, {})[f"{run.name}: {strategy}"] = series
-    equity_chart(curves, args.output / "equity.png", args.log_scale, title="Runs compared")
+    curves, fills = chart_series(runs)
+    labels = [label for per_symbol in curves.values() for label in per_symbol]
+    equity_chart(curves, args.output / "equity.png", args.log_scale or None,
+                 title="Runs compared", fills=fills, colors=strategy_colors(labels))
     print(render_table(table))
+    for note in missing_notes(runs):
+        print(note)
     flagged = table["differs"].astype(bool).sum()
     if flagged:
         print(f"\n{flagged} row(s) differ from the first run ({runs[0].name}) in test period, "

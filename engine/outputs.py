@@ -2,9 +2,11 @@
 
 - predictions.csv: timestamp, symbol, actual_close, predicted_close, fold
 - equity.csv: timestamp, strategy, symbol, equity (read back by ``engine.compare``)
+- trades.csv: one row per round trip of every (strategy, symbol)
+- fills.csv: one row per fill, with the bar whose close decided it
 - comparison.csv / comparison.md: one row per (strategy, symbol), best first
-- equity.png, forecast.png, folds.png: the charts
-- report.html: one self-contained page with the config, tables and charts
+- equity.png, forecast.png, folds.png, diagnostics.png: the charts
+- report.html: one self-contained interactive page with the config, tables and charts
 - models/: each fold's ``.keras`` model with its JSON settings (written by the walk-forward)
 """
 
@@ -16,11 +18,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from engine import plots
 from engine.config import Config
 from engine.data import MarketData
-from engine.html_report import html_report
-from engine.report import comparison_table, fold_metrics, render_table
+from engine.report import charts as plots
+from engine.report import comparison_table, fills_frame, fold_metrics, render_table, trades_frame
+from engine.report.metrics import scored_forecasts
+from engine.report.page import html_report
 from engine.secrets import redact
 from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
@@ -52,6 +55,10 @@ def curves_by_symbol(runs: list[StrategyRun]) -> dict[str, dict[str, pd.Series]]
     return curves
 
 
+def fills_by_run(runs: list[StrategyRun]) -> dict[tuple[str, str], pd.DataFrame]:
+    return {(r.label, r.symbol): r.fills for r in runs}
+
+
 def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
               runs: list[StrategyRun], report: dict[str, Any]) -> list[Path]:
     """Write the files listed in the module docstring into ``out``; returns their paths."""
@@ -59,19 +66,28 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
     predictions_frame(market, wf).to_csv(out / "predictions.csv", index=False,
                                          date_format="%Y-%m-%dT%H:%M:%SZ")
     equity_frame(runs).to_csv(out / "equity.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    trades_frame(runs).to_csv(out / "trades.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    fills_frame(runs).to_csv(out / "fills.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     table = comparison_table(report["strategies"], cfg.backtest.sort_by)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(render_table(table, markdown=True))
     (out / "config.yaml").write_text(redact(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
-    closes = {s: market.frames[s]["close"] for s in wf.forecasts}
+    closes = {s: frame["close"] for s, frame in market.frames.items()}
     per_fold = {s: fold_metrics(wf.forecasts[s], closes[s]) for s in wf.forecasts}
     charts = {
         "equity": plots.equity_chart(curves_by_symbol(runs), out / "equity.png",
-                                     cfg.backtest.log_scale),
+                                     cfg.backtest.log_scale or None, fills=fills_by_run(runs)),
         "forecast": plots.forecast_chart(closes, wf.forecasts, out / "forecast.png"),
         "folds": plots.folds_chart(per_fold, out / "folds.png"),
+        "diagnostics": plots.diagnostics_chart(
+            {s: scored_forecasts(wf.forecasts[s], closes[s]) for s in wf.forecasts},
+            {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},
+            out / "diagnostics.png"),
     }
-    (out / "report.html").write_text(redact(html_report(cfg, report, table, charts)))
-    written += [out / n for n in ("predictions.csv", "equity.csv", "comparison.csv",
+    # html_report redacts its own content (not plotly's inlined library)
+    (out / "report.html").write_text(html_report(cfg, report, table, charts, runs, closes,
+                                                 wf.forecasts))
+    written += [out / n for n in ("predictions.csv", "equity.csv", "trades.csv", "fills.csv",
+                                  "comparison.csv",
                                   "comparison.md", "config.yaml", "report.html")]
     return written + list(charts.values())

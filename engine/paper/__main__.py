@@ -32,8 +32,8 @@ from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.execution import Account, Bar
 from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
-from engine.plots import equity_chart
 from engine.report import render_table
+from engine.report.charts import equity_chart
 from engine.simulation import make_account
 
 

@@ -66,7 +66,7 @@ def cli_run(served, tmp_path_factory):
 def test_report_json_has_every_section(cli_run):
     _, out, _ = cli_run
     report = json.loads((out / "report.json").read_text())
-    assert set(report) == {"forecast", "strategies", "folds", "run", "config"}
+    assert set(report) == {"forecast", "diagnostics", "strategies", "folds", "run", "config"}
     for symbol in ("BTC/USDT", "ETH/USDT"):
         f = report["forecast"][symbol]
         assert f["n"] == 400 - 250  # targets inside the data: bars 250..399
@@ -78,7 +78,9 @@ def test_report_json_has_every_section(cli_run):
                      for s in ("BTC/USDT", "ETH/USDT")}
     for entry in report["strategies"]:
         assert {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
-                "win_rate", "exposure", "fees_paid", "final_equity"} <= set(entry)
+                "win_rate", "exposure", "fees_paid", "final_equity", "volatility", "calmar",
+                "profit_factor", "expectancy", "avg_bars_held", "best_trade", "worst_trade",
+                "alpha", "beta", "information_ratio"} <= set(entry)
     # Re-fits at bars 250, 300, 350 and 400: the last one, at the end of the data, only
     # forecasts the bar after it (what a live trader acts on next).
     assert [f["forecasts"] for f in report["folds"]] == [50, 50, 50, 1]
@@ -93,7 +95,7 @@ def test_report_json_has_every_section(cli_run):
 
 def test_charts_are_real_pngs(cli_run):
     _, out, _ = cli_run
-    for name in ("equity.png", "forecast.png", "folds.png"):
+    for name in ("equity.png", "forecast.png", "folds.png", "diagnostics.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         image = matplotlib.image.imread(out / name)
@@ -114,8 +116,9 @@ def test_predictions_csv(cli_run):
 def test_html_report_is_self_contained(cli_run):
     _, out, _ = cli_run
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
-    assert "src=\"http" not in page and "lstm_signal" in page
+    assert page.count('<img alt=') == 1  # folds.png; the rest is plotly
+    assert page.count('class="plotly-graph-div"') == 2 + 6 + 2  # markets, months, scatters
+    assert "src=\"http" not in page and "src='http" not in page and "lstm_signal" in page
     assert (out / "comparison.md").read_text().startswith("| strategy | symbol |")
 
 

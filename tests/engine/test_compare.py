@@ -71,3 +71,32 @@ def test_compare_rejects_a_foreign_report(tmp_path):
     (tmp_path / "report.json").write_text('{"hello": 1}')
     (tmp_path / "equity.csv").write_text("timestamp,strategy,symbol,equity\n")
     assert run_cli(compare_main, [str(tmp_path)]) == 2
+
+
+def test_compare_opens_a_run_from_an_older_version(two_runs, capsys):
+    import json
+    import shutil
+
+    tmp, dirs = two_runs
+    old = tmp / "old"
+    shutil.copytree(dirs[0], old)
+    (old / "trades.csv").unlink()
+    (old / "fills.csv").unlink()
+    report = json.loads((old / "report.json").read_text())
+    newer = ("volatility", "calmar", "profit_factor", "expectancy", "avg_bars_held",
+             "best_trade", "worst_trade", "alpha", "beta", "information_ratio")
+    report["strategies"] = [{k: v for k, v in s.items() if k not in newer}
+                            for s in report["strategies"]]
+    (old / "report.json").write_text(json.dumps(report))
+    out = tmp / "cmp-old"
+    assert run_cli(compare_main, [str(dirs[0]), str(old), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    notes = [line for line in printed.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: old was written by an older version and has no trades.csv; no fills.csv; no "
+        "metrics calmar, volatility, profit_factor, alpha, beta, information_ratio (shown as "
+        "'-'; re-run its backtest to fill them)"]
+    table = pd.read_csv(out / "comparison.csv", keep_default_na=False)
+    assert (table[table.run == "old"]["calmar"] == "").all()
+    assert (table[table.run != "old"]["calmar"] != "").all()
+    assert (out / "equity.png").stat().st_size > 0
