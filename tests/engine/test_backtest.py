@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.backtest import run, run_strategies
 from engine.config import load_config, validate_config
 from engine.data import load_market_data
+from engine.pipeline import run, run_strategies
 from engine.walkforward import run_walkforward
 from tests.conftest import config_dict, make_ohlcv, write_config
 from tests.loopback import LoopbackExchange
@@ -236,8 +236,8 @@ def test_compare_config_runs_on_the_loopback_exchange(served, tmp_path):
 
 
 def test_output_dir_with_foreign_files_is_refused_before_any_work(tmp_path):
-    from engine.backtest import check_output_dir
     from engine.errors import ConfigError
+    from engine.pipeline import check_output_dir
 
     mine = tmp_path / "notes"
     mine.mkdir()
@@ -256,7 +256,7 @@ def test_output_dir_with_foreign_files_is_refused_before_any_work(tmp_path):
 
 
 def test_interrupted_swap_is_undone(tmp_path):
-    from engine.backtest import check_output_dir
+    from engine.pipeline import check_output_dir
 
     parked = tmp_path / ".run.old"
     parked.mkdir()

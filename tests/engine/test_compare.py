@@ -10,10 +10,10 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from engine.backtest import run
 from engine.cli import run_cli
 from engine.compare import main as compare_main
 from engine.config import validate_config
+from engine.pipeline import run
 from tests.conftest import config_dict, make_ohlcv
 
 REPO = Path(__file__).resolve().parents[2]

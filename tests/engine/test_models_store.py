@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from engine.backtest import main as backtest_main
-from engine.backtest import run
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
 from engine.models_store import ModelStore, fold_key, main, prune
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
+from engine.pipeline import run
 from engine.walkforward import fold_keys, plan_folds, run_walkforward
 from models import lstm
 from tests.conftest import config_dict, make_ohlcv, write_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.backtest import run
 from engine.config import validate_config
+from engine.pipeline import run
 from tests.conftest import config_dict, make_ohlcv
 
 

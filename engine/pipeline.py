@@ -1,0 +1,207 @@
+"""One backtest, from the config to its output directory: the research loop.
+
+1. load and align the market data (exchange + cache, or CSV files);
+2. walk-forward: fit the LSTM forecaster fold by fold (or load the folds an earlier run
+   fitted from the model store) and forecast each fold's bars;
+3. run every configured strategy on every account (one traded symbol, or all of them in
+   portfolio mode) over the same bars and costs, through the execution core;
+4. build report.json and write it with predictions.csv, trades.csv, fills.csv, the
+   comparison tables, charts and report.html.
+
+The output directory is assembled next to its final place and swapped in at the end, so
+a failed or interrupted run leaves the previous results untouched. The command line
+(``python -m engine.backtest``) is in ``engine.backtest``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.config import Config
+from engine.data import MarketData, load_market_data
+from engine.errors import ConfigError
+from engine.models_store import ModelStore
+from engine.report import (
+    benchmarks,
+    forecast_diagnostics,
+    forecast_metrics,
+    trading_metrics,
+    write_json,
+)
+from engine.simulation import StrategyRun, simulate
+from engine.timeframes import periods_per_year
+from engine.walkforward import WalkForwardResult, run_walkforward
+from strategies.registry import get_strategy, resolve_params, spec_label
+
+
+@dataclass
+class RunResult:
+    """What one backtest produced (also written to ``output_dir``)."""
+
+    config: Config
+    market: MarketData
+    walkforward: WalkForwardResult
+    runs: list[StrategyRun]
+    report: dict[str, Any]
+    output_dir: Path
+
+
+def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult) -> list[StrategyRun]:
+    """Every configured strategy on every account, from the first forecast bar on.
+
+    An account trades one symbol, or every traded symbol in portfolio mode.
+    """
+    trade_start = market.index[wf.first_forecast_bar]
+    runs = []
+    for symbols in cfg.symbol_groups:
+        for spec in cfg.strategies:
+            runs.append(simulate(
+                {s: market.frames[s] for s in symbols}, get_strategy(spec.name),
+                resolve_params(spec.name, spec.params), cfg.broker, label=spec_label(spec),
+                trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
+    return runs
+
+
+def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
+                 runs: list[StrategyRun], seconds: dict[str, float]) -> dict[str, Any]:
+    """The content of report.json (every field is described in README.md)."""
+    bars_per_year = periods_per_year(cfg.data.timeframe)
+    index = market.index
+    test_start = index[wf.first_forecast_bar]
+    closes = {s: frame["close"] for s, frame in market.frames.items()}
+    bench = benchmarks(runs, closes)
+    return {
+        "forecast": {s: forecast_metrics(wf.forecasts[s], closes[s]) for s in market.frames},
+        "diagnostics": {s: forecast_diagnostics(wf.forecasts[s], closes[s])
+                        for s in market.frames},
+        "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
+                        **trading_metrics(r, bars_per_year, bench.get(r.symbol)),
+                        "contributions": r.contributions}
+                       for r in runs],
+        "folds": [asdict(f) for f in wf.folds],
+        "run": {
+            "config_file": str(cfg.source) if cfg.source else None,
+            "config_hash": cfg.source_hash,
+            "data": {"start": index[0].isoformat(), "end": index[-1].isoformat(),
+                     "bars": len(index), "test_start": test_start.isoformat(),
+                     "test_bars": int((index >= test_start).sum()),
+                     "timeframe": cfg.data.timeframe, "symbols": list(market.frames),
+                     "traded": list(cfg.traded_symbols),
+                     "sources": {s: r.source for s, r in market.reports.items()},
+                     "gaps": {s: r.gaps.summary() for s, r in market.reports.items()}},
+            "seconds": seconds,
+            "folds_trained": wf.folds_trained,
+            "folds_reused": wf.folds_reused,
+            "device": _device(),
+            "versions": _versions(),
+        },
+        "config": cfg.to_dict(),
+    }
+
+
+def run(cfg: Config, progress: bool = True, retrain: bool = False,
+        **loader_kwargs) -> RunResult:
+    """Load data, walk forward, backtest and write every output into ``cfg.output_dir``.
+
+    Folds already in the model store are loaded rather than trained, unless ``retrain``.
+    """
+    from engine import outputs
+
+    started = time.perf_counter()
+    final_dir = check_output_dir(Path(cfg.output_dir))
+    market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
+    loaded = time.perf_counter()
+    work_dir = _staging_dir(final_dir)
+    try:
+        store = ModelStore.for_data(cfg.data, retrain=retrain)
+        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
+                             progress=progress, store=store)
+        trained = time.perf_counter()
+        runs = run_strategies(cfg, market, wf)
+        done = time.perf_counter()
+        seconds = {"data": round(loaded - started, 3), "training": round(wf.train_seconds, 3),
+                   "backtest": round(done - trained, 3)}
+        seconds["total"] = round(time.perf_counter() - started, 3)
+        report = build_report(cfg, market, wf, runs, seconds)
+        outputs.write_all(work_dir, cfg, market, wf, runs, report)
+        write_json(work_dir / "report.json", report)
+        _swap_into_place(work_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return RunResult(cfg, market, wf, runs, report, final_dir)
+
+
+def check_output_dir(path: Path) -> Path:
+    """The absolute output directory, if a backtest may replace it as a whole.
+
+    A directory that already holds files is replaced only when it holds an earlier run
+    (its report.json), so a mistyped ``--output`` never deletes unrelated files. A swap
+    interrupted by a crash (the old run parked beside it) is undone first.
+
+    Raises:
+        ConfigError: The path is a file, the root, or a directory of other files.
+    """
+    final = path.expanduser().resolve()
+    if final.parent == final:
+        raise ConfigError(f"output_dir = {path} is the file-system root; choose a directory "
+                          "for this run")
+    old = final.with_name(f".{final.name}.old")
+    if not final.exists() and old.is_dir():
+        old.rename(final)  # a previous run was killed between its two renames
+    if final.exists() and not final.is_dir():
+        raise ConfigError(f"output_dir = {path} is a file; choose a directory")
+    if final.is_dir() and any(final.iterdir()) and not (final / "report.json").is_file():
+        raise ConfigError(f"output_dir = {path} holds files but no earlier run (no report.json);"
+                          " a backtest replaces its output directory as a whole, so choose a "
+                          "new or empty directory")
+    return final
+
+
+def _staging_dir(final_dir: Path) -> Path:
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = final_dir.with_name(f".{final_dir.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)  # left by a run that was killed
+    work.mkdir()
+    return work
+
+
+def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` by ``work_dir`` with two renames; the old run goes last."""
+    old = final_dir.with_name(f".{final_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final_dir.exists():
+        final_dir.rename(old)
+    work_dir.rename(final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _device() -> str:
+    from models.lstm import device_description
+
+    return device_description()
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    import keras
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    versions = {"engine": __version__, "python": platform.python_version(),
+                "keras_backend": keras.backend.backend()}
+    for dist in ("keras", "tensorflow", "jax", "torch", "backtrader", "ccxt", "pandas", "numpy"):
+        if dist not in ("tensorflow", "jax", "torch") or dist == keras.backend.backend():
+            versions[dist] = version(dist)
+    return versions
