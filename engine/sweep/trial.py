@@ -1,0 +1,137 @@
+"""One trial: one walk-forward backtest of one parameter set on the selection period.
+
+A finished trial leaves ``trials/<key>/returns.parquet`` and then ``result.json``, each
+written to a temporary name and renamed, so ``result.json`` exists only for a trial that
+finished. That file is what lets a killed sweep resume without re-running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.config import Config
+from engine.data import MarketData
+from engine.errors import EngineError
+from engine.report import forecast_metrics, periods_per_year, trading_metrics, write_json
+from engine.simulation import StrategyRun
+from engine.sweep.spec import Objective, trial_key
+from strategies.registry import spec_label
+
+RESULT = "result.json"
+RETURNS = "returns.parquet"
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a trial scored, and the per-bar returns of the objective's strategy."""
+
+    key: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]  # the objective strategy's trading metrics and the mse_ratio
+    objective: float | None  # None when the trial failed
+    error: str | None
+    returns: pd.Series | None  # per-bar returns on the selection period
+
+
+def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) -> StrategyRun:
+    """The run the objective scores: its strategy (by name) on its symbol."""
+    spec = next(s for s in cfg.strategies if s.name == objective.strategy)
+    label = spec_label(spec)
+    return next(r for r in runs if r.label == label and r.symbol == objective.symbol)
+
+
+def score(cfg: Config, market: MarketData, objective: Objective,
+          progress: bool = False) -> tuple[dict[str, Any], StrategyRun, Any]:
+    """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run."""
+    from engine.backtest import run_strategies
+    from engine.walkforward import run_walkforward
+
+    wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=progress)
+    runs = run_strategies(cfg, market, wf)
+    run = objective_run(cfg, runs, objective)
+    metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
+    symbol = objective.symbol if objective.symbol in wf.forecasts else next(iter(wf.forecasts))
+    metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
+                                            market.frames[symbol]["close"])["mse_ratio"]
+    return metrics, run, wf
+
+
+def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective: Objective,
+              root: Path) -> dict[str, Any]:
+    """Run one trial (or read its saved result) and return its result record.
+
+    Args:
+        params: The trial's dotted-key parameters.
+        cfg: The trial's full config (base with ``params`` applied).
+        market: The selection period's data; the holdout is not in it.
+        objective: The metric scored.
+        root: The sweep's ``trials`` directory.
+
+    Returns:
+        ``{key, params, metrics, objective, error, node, seconds, finished}``.
+    """
+    key = trial_key(params)
+    folder = root / key
+    saved = read_result(folder)
+    if saved is not None:
+        return saved
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        metrics, run, _ = score(cfg, market, objective)
+        returns = run.equity.pct_change().iloc[1:].rename(key)
+        value = metrics.get(objective.metric)
+        error = None
+    except EngineError as exc:  # a parameter set the engine refuses (too few bars, ...)
+        metrics, returns, value, error = {}, None, None, " ".join(str(exc).split())
+    if returns is not None:
+        tmp = folder / f".{RETURNS}.tmp"
+        returns.to_frame().to_parquet(tmp)
+        tmp.replace(folder / RETURNS)
+    record = {"key": key, "params": params, "metrics": metrics,
+              "objective": None if value is None else float(value), "error": error,
+              "node": _node(), "seconds": round(time.perf_counter() - started, 3),
+              "finished": time.time()}
+    write_json(folder / RESULT, record)  # last: its presence marks the trial as done
+    return json.loads((folder / RESULT).read_text())
+
+
+def read_result(folder: Path) -> dict[str, Any] | None:
+    """A finished trial's record, or None when it has not finished."""
+    try:
+        return json.loads((folder / RESULT).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def read_returns(folder: Path) -> pd.Series | None:
+    """A finished trial's per-bar returns, or None."""
+    path = folder / RETURNS
+    return pd.read_parquet(path).iloc[:, 0] if path.is_file() else None
+
+
+def finished(root: Path) -> dict[str, dict[str, Any]]:
+    """Every finished trial under ``root``, by key."""
+    if not root.is_dir():
+        return {}
+    records = (read_result(d) for d in sorted(root.iterdir()) if d.is_dir())
+    return {r["key"]: r for r in records if r is not None}
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001  (outside Ray there is no node id; the host will do)
+        pass
+    return f"{socket.gethostname()}:{os.getpid()}"
