@@ -140,10 +140,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
 
 
 def _collect(spec: SweepSpec, done: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The sweep's finished trials in the order they finished."""
+    """The sweep's finished trials: in grid or sampling order, or (TPE) as they finished."""
     if spec.raw.search != "tpe":
-        wanted = {trial_key(p) for p in spec.points()}
-        done = {k: v for k, v in done.items() if k in wanted}
+        order = {trial_key(p): i for i, p in enumerate(spec.points())}
+        return sorted((r for k, r in done.items() if k in order), key=lambda r: order[r["key"]])
     return sorted(done.values(), key=lambda r: (r["finished"], r["key"]))
 
 

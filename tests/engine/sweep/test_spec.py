@@ -1,0 +1,131 @@
+"""Sweep files: what is accepted, and the one-line errors for what is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.sweep.__main__ import main
+from engine.sweep.spec import apply_params, load_sweep, trial_key
+from tests.engine.sweep.conftest import sweep_dict, write_candles, write_sweep
+
+
+@pytest.fixture
+def csv(tmp_path):
+    return write_candles(tmp_path / "data")
+
+
+def _load(tmp_path, csv, **changes):
+    return load_sweep(write_sweep(tmp_path / "sweep.yaml", sweep_dict(csv, tmp_path / "out",
+                                                                        **changes)))
+
+
+def _cli_error(tmp_path, csv, capsys, **changes) -> str:
+    from engine.cli import run_cli
+
+    path = write_sweep(tmp_path / "sweep.yaml", sweep_dict(csv, tmp_path / "out", **changes))
+    assert run_cli(main, [str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_grid_points_and_trial_configs(tmp_path, csv):
+    spec = _load(tmp_path, csv)
+    points = spec.points()
+    assert spec.n_trials() == 4 and len(points) == 4
+    assert {(p["strategies.sma_cross.fast"], p["strategies.sma_cross.slow"])
+            for p in points} == {(2, 8), (2, 12), (4, 8), (4, 12)}
+    cfg = spec.trial_config(points[-1])
+    sma = next(s for s in cfg.strategies if s.name == "sma_cross")
+    assert sma.params == {"fast": 4, "slow": 12}
+    assert len({trial_key(p) for p in points}) == 4
+    assert spec.objective.symbol == "BTC/USDT" and spec.objective.mode == "max"
+
+
+def test_random_points_are_seeded_and_in_range(tmp_path, csv):
+    space = {"model.learning_rate": {"low": 0.0001, "high": 0.01, "log": True},
+             "walkforward.retrain_every": {"low": 10, "high": 40, "step": 10},
+             "model.units": [2, 3]}
+    spec = _load(tmp_path, csv, search="random", trials=20, seed=3, space=space)
+    points = spec.points()
+    assert points == spec.points()  # the same list every time: resuming depends on it
+    assert len(points) == 20
+    for p in points:
+        assert 0.0001 <= p["model.learning_rate"] <= 0.01
+        assert p["walkforward.retrain_every"] in (10, 20, 30, 40)
+        assert p["model.units"] in (2, 3)
+    assert len({p["model.learning_rate"] for p in points}) == 20
+
+
+def test_apply_params_by_strategy_index_and_section():
+    raw = {"model": {"units": 4}, "strategies": [{"name": "a", "params": {}},
+                                                 {"name": "b", "params": {"x": 1}}]}
+    out = apply_params(raw, {"model.units": 8, "strategies.1.x": 2, "strategies.a.y": 3})
+    assert out["model"]["units"] == 8 and out["strategies"][1]["params"]["x"] == 2
+    assert out["strategies"][0]["params"] == {"y": 3}
+    assert raw["model"]["units"] == 4  # the input is left alone
+
+
+def test_unknown_key(tmp_path, csv, capsys):
+    err = _cli_error(tmp_path, csv, capsys, space={"model.unit": [2, 4]})
+    assert "space key model.unit is not a config key (did you mean 'model.units'?)" in err
+
+
+def test_unknown_strategy_parameter(tmp_path, csv):
+    with pytest.raises(ConfigError, match="sma_cross has no parameter 'fats'.*'fast'"):
+        _load(tmp_path, csv, space={"strategies.sma_cross.fats": [2]})
+
+
+def test_empty_space(tmp_path, csv, capsys):
+    err = _cli_error(tmp_path, csv, capsys, space={})
+    assert "space is empty" in err
+
+
+def test_empty_value_list(tmp_path, csv):
+    with pytest.raises(ConfigError, match="space.model.units is an empty list"):
+        _load(tmp_path, csv, space={"model.units": []})
+
+
+def test_objective_strategy_not_in_base(tmp_path, csv, capsys):
+    err = _cli_error(tmp_path, csv, capsys, objective={"metric": "sharpe",
+                                                       "strategy": "buy_and_hold"})
+    assert "objective.strategy = 'buy_and_hold' is not a strategy of the base config " \
+           "(sma_cross, lstm_signal)" in err
+
+
+def test_holdout_longer_than_data(tmp_path, csv, capsys):
+    err = _cli_error(tmp_path, csv, capsys, split={"holdout_bars": 500})
+    assert "split.holdout_bars = 500 is not shorter than the data (120 bars" in err
+    assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_holdout_leaving_too_little_for_selection(tmp_path, csv, capsys):
+    err = _cli_error(tmp_path, csv, capsys, split={"holdout_bars": 80})
+    assert "the selection period" in err and "holdout" in err
+
+
+def test_bad_values_and_shapes(tmp_path, csv):
+    with pytest.raises(ConfigError, match=r"space.model.units value 0 gives an invalid "
+                                          r"config: model.units = 0 must be >= 1"):
+        _load(tmp_path, csv, space={"model.units": [4, 0]})
+    with pytest.raises(ConfigError, match="grid search cannot enumerate"):
+        _load(tmp_path, csv, space={"model.dropout": {"low": 0.0, "high": 0.5}})
+    with pytest.raises(ConfigError, match="search: tpe needs trials"):
+        _load(tmp_path, csv, search="tpe", space={"model.dropout": {"low": 0.0, "high": 0.5}})
+    with pytest.raises(ConfigError, match="data.start cannot be searched"):
+        _load(tmp_path, csv, space={"data.start": ["2020-01-02"]})
+    with pytest.raises(ConfigError, match="unknown key spaces"):
+        _load(tmp_path, csv, spaces={})
+    with pytest.raises(ConfigError, match="low = 1.0 must be below high = 0.5"):
+        _load(tmp_path, csv, search="random", trials=2,
+              space={"model.dropout": {"low": 1.0, "high": 0.5}})
+
+
+def test_output_dir_of_another_sweep_is_refused(tmp_path, csv):
+    from engine.sweep.runner import prepare_dir
+
+    prepare_dir(_load(tmp_path, csv))
+    other = _load(tmp_path, csv, space={"strategies.sma_cross.fast": [3]})
+    with pytest.raises(ConfigError, match="holds a different sweep"):
+        prepare_dir(other)
