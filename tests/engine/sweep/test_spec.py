@@ -129,3 +129,20 @@ def test_output_dir_of_another_sweep_is_refused(tmp_path, csv):
     other = _load(tmp_path, csv, space={"strategies.sma_cross.fast": [3]})
     with pytest.raises(ConfigError, match="holds a different sweep"):
         prepare_dir(other)
+
+
+def test_a_refused_trial_is_recorded_not_crashed(tmp_path, csv):
+    from engine.data import load_market_data
+    from engine.sweep.runner import split_market
+    from engine.sweep.trial import finished, run_trial
+
+    spec = _load(tmp_path, csv, space={"walkforward.train_bars": [40, 100]})
+    split = split_market(spec, load_market_data(spec.base.data, progress=False))
+    assert len(split.selection.index) == 95 and split.holdout_bars == 25
+    params = {"walkforward.train_bars": 100}  # more than the 95 selection bars
+    record = run_trial(params, spec.trial_config(params), split.selection, spec.objective,
+                       tmp_path / "trials")
+    assert record["objective"] is None
+    assert "walkforward.train_bars = 100 leaves no bars to forecast" in record["error"]
+    assert list(finished(tmp_path / "trials")) == [record["key"]]
+    assert not (tmp_path / "trials" / record["key"] / "returns.parquet").exists()
