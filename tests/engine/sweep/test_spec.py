@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from engine.errors import ConfigError
@@ -146,3 +147,16 @@ def test_a_refused_trial_is_recorded_not_crashed(tmp_path, csv):
     assert "walkforward.train_bars = 100 leaves no bars to forecast" in record["error"]
     assert list(finished(tmp_path / "trials")) == [record["key"]]
     assert not (tmp_path / "trials" / record["key"] / "returns.parquet").exists()
+
+
+def test_split_by_holdout_start(tmp_path, csv):
+    from engine.data import load_market_data
+    from engine.sweep.runner import split_market
+
+    spec = _load(tmp_path, csv, split={"holdout_start": "2020-04-01"})
+    split = split_market(spec, load_market_data(spec.base.data, progress=False))
+    assert split.selection.index[-1] == pd.Timestamp("2020-03-31", tz="UTC")
+    assert split.holdout_bars == 120 - 91 and split.full.index[-1] > split.holdout_start
+    late = _load(tmp_path, csv, split={"holdout_start": "2021-01-01"})
+    with pytest.raises(ConfigError, match="holdout_start = 2021-01-01 is not inside the data"):
+        split_market(late, split.full)
