@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -129,8 +130,14 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     root = out / "trials"
     done = trials.finished(root)
     started = time.perf_counter()
-    _run_on_ray(spec, split.selection, root, done, out, address, num_cpus, progress)
+    complete = _run_on_ray(spec, split.selection, root, done, out, address, num_cpus,
+                           progress)
     records = _collect(spec, trials.finished(root))
+    if not complete:
+        # Ray Tune ends its run quietly on SIGINT/SIGTERM: never choose from a partial sweep.
+        print(f"stopped with {len(records)} of {spec.n_trials()} trials finished; run the same "
+              "command again to run the rest", file=sys.stderr, flush=True)
+        raise KeyboardInterrupt
     if not any(r["objective"] is not None for r in records):
         errors = {r["error"] for r in records if r["error"]}
         raise EngineError(f"{spec.label}: no trial finished with a score"
@@ -151,7 +158,8 @@ def _collect(spec: SweepSpec, done: dict[str, dict[str, Any]]) -> list[dict[str,
 
 def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
                 done: dict[str, dict[str, Any]], out: Path, address: str | None,
-                num_cpus: int | None, progress: bool) -> None:
+                num_cpus: int | None, progress: bool) -> bool:
+    """Run the trials not finished yet; False when the run was stopped before its end."""
     if spec.raw.search == "tpe":
         todo = spec.n_trials() - len(done)
         pending = None
@@ -163,7 +171,7 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
         print(f"{total} trials: {total - max(todo, 0)} already finished, {max(todo, 0)} to run",
               flush=True)
     if todo <= 0:
-        return
+        return True
     import ray
 
     _start_ray(address, num_cpus)
@@ -173,6 +181,7 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
         failed = [r.error for r in results if r.error is not None]
         if failed:
             raise RuntimeError(f"{len(failed)} trial(s) crashed: {failed[0]}")
+        return results.num_terminated >= todo
     finally:
         ray.shutdown()
 
