@@ -81,8 +81,7 @@ def holdout_result(spec: SweepSpec, split, best: dict[str, Any]) -> dict[str, An
     metrics = trading_metrics(part, periods_per_year(cfg.data.timeframe))
     from engine.report import forecast_metrics
 
-    symbol = spec.objective.symbol if spec.objective.symbol in wf.forecasts else \
-        next(iter(wf.forecasts))
+    symbol = spec.objective.symbol
     table = wf.forecasts[symbol]
     table = table[table["target"] >= start]
     metrics["mse_ratio"] = forecast_metrics(table, split.full.frames[symbol]["close"])["mse_ratio"]

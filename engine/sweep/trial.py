@@ -42,10 +42,16 @@ class TrialOutcome:
 
 
 def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) -> StrategyRun:
-    """The run the objective scores: its strategy (by name) on its symbol."""
+    """The run the objective scores: its strategy (by name) on its symbol.
+
+    An ``mse_ratio`` objective may name a symbol that is only forecast, not traded; its
+    returns are then the strategy's on the first traded symbol.
+    """
     spec = next(s for s in cfg.strategies if s.name == objective.strategy)
     label = spec_label(spec)
-    return next(r for r in runs if r.label == label and r.symbol == objective.symbol)
+    traded = cfg.traded_symbols
+    symbol = objective.symbol if objective.symbol in traded else traded[0]
+    return next(r for r in runs if r.label == label and r.symbol == symbol)
 
 
 def score(cfg: Config, market: MarketData, objective: Objective,
@@ -58,7 +64,7 @@ def score(cfg: Config, market: MarketData, objective: Objective,
     runs = run_strategies(cfg, market, wf)
     run = objective_run(cfg, runs, objective)
     metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
-    symbol = objective.symbol if objective.symbol in wf.forecasts else next(iter(wf.forecasts))
+    symbol = objective.symbol  # every data symbol is forecast
     metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
                                             market.frames[symbol]["close"])["mse_ratio"]
     return metrics, run, wf

@@ -160,3 +160,20 @@ def test_split_by_holdout_start(tmp_path, csv):
     late = _load(tmp_path, csv, split={"holdout_start": "2021-01-01"})
     with pytest.raises(ConfigError, match="holdout_start = 2021-01-01 is not inside the data"):
         split_market(late, split.full)
+
+
+def test_mse_ratio_objective_on_a_symbol_only_forecast(tmp_path, csv):
+    from engine.data import load_market_data
+    from engine.sweep.runner import split_market
+    from engine.sweep.trial import read_returns, run_trial
+
+    spec = _load(tmp_path, csv, objective={"metric": "mse_ratio", "symbol": "ETH/USDT"},
+                 space={"model.units": [2]})
+    assert spec.objective.mode == "min" and spec.objective.strategy == "sma_cross"
+    split = split_market(spec, load_market_data(spec.base.data, progress=False))
+    params = {"model.units": 2}
+    record = run_trial(params, spec.trial_config(params), split.selection, spec.objective,
+                       tmp_path / "trials")
+    assert record["error"] is None and record["objective"] == record["metrics"]["mse_ratio"] > 0
+    returns = read_returns(tmp_path / "trials" / record["key"])  # sma_cross on BTC/USDT
+    assert len(returns) > 0 and returns.index.max() < split.holdout_start
