@@ -177,3 +177,27 @@ def test_mse_ratio_objective_on_a_symbol_only_forecast(tmp_path, csv):
     assert record["error"] is None and record["objective"] == record["metrics"]["mse_ratio"] > 0
     returns = read_returns(tmp_path / "trials" / record["key"])  # sma_cross on BTC/USDT
     assert len(returns) > 0 and returns.index.max() < split.holdout_start
+
+
+def test_tpe_is_told_finished_trials_and_proposes_within_the_space(tmp_path, csv):
+    from engine.sweep.runner import _optuna_search, tune_params
+
+    space = {"strategies.sma_cross.fast": {"low": 2, "high": 5},
+             "model.dropout": {"low": 0.0, "high": 0.5},
+             "strategies.sma_cross.slow": [8, 12]}
+    spec = _load(tmp_path, csv, search="tpe", trials=5, space=space)
+    done = {}
+    for fast, dropout, slow, score in ((2, 0.1, 12, 0.5), (4, 0.3, 8, -0.2), (3, 0.2, 8, None)):
+        params = {"strategies.sma_cross.fast": fast, "model.dropout": dropout,
+                  "strategies.sma_cross.slow": slow}
+        done[trial_key(params)] = {"key": trial_key(params), "params": params,
+                                   "objective": score}
+    search = _optuna_search(spec, done)
+    told = search._ot_study.trials  # the scored trials, as completed Optuna trials
+    assert sorted(t.value for t in told) == [-0.2, 0.5]
+    assert {t.params["p2"] for t in told} == {0, 1}  # list values travel as their index
+    params = tune_params(spec, search.suggest("next"))
+    assert 2 <= params["strategies.sma_cross.fast"] <= 5
+    assert isinstance(params["strategies.sma_cross.fast"], int)
+    assert 0.0 <= params["model.dropout"] <= 0.5
+    assert params["strategies.sma_cross.slow"] in (8, 12)
