@@ -172,13 +172,17 @@ class SweepSpec:
             return [dict(zip(self.keys, combo, strict=True))
                     for combo in itertools.product(*values)]
         rng = np.random.default_rng(self.raw.seed)
-        return [{k: _sample(v, rng) for k, v in self.space.items()}
-                for _ in range(self.raw.trials)]
+        drawn = [{k: _sample(v, rng) for k, v in self.space.items()}
+                 for _ in range(self.raw.trials)]
+        unique = {trial_key(p): p for p in reversed(drawn)}  # a repeated draw runs once
+        return sorted(unique.values(), key=drawn.index)
 
     def n_trials(self) -> int:
-        """How many trials the sweep runs in all."""
+        """How many trials the sweep runs in all (random: distinct draws)."""
         if self.raw.search == "grid":
             return math.prod(len(v) for v in self.space.values())
+        if self.raw.search == "random":
+            return len(self.points())
         return int(self.raw.trials)
 
     def trial_config(self, params: dict[str, Any], **top: Any) -> Config:

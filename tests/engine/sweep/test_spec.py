@@ -57,6 +57,10 @@ def test_random_points_are_seeded_and_in_range(tmp_path, csv):
         assert p["walkforward.retrain_every"] in (10, 20, 30, 40)
         assert p["model.units"] in (2, 3)
     assert len({p["model.learning_rate"] for p in points}) == 20
+    repeats = _load(tmp_path, csv, search="random", trials=10, space={"model.units": [2, 3]})
+    assert repeats.points() == [{"model.units": 3}, {"model.units": 2}] or \
+        repeats.points() == [{"model.units": 2}, {"model.units": 3}]
+    assert repeats.n_trials() == 2  # repeated draws run once
 
 
 def test_apply_params_by_strategy_index_and_section():
