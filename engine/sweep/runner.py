@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -93,8 +94,6 @@ def prepare_dir(spec: SweepSpec) -> Path:
     marker = out / SPEC_FILE
     fingerprint = spec.fingerprint()
     if marker.is_file():
-        import json
-
         if json.loads(marker.read_text()).get("fingerprint") != fingerprint:
             raise ConfigError(f"output directory {spec.output_dir} holds a different sweep "
                               "(its base config, space, objective or split differ); choose "
@@ -164,7 +163,7 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
         todo = spec.n_trials() - len(done)
         pending = None
     else:
-        pending = [p for p in spec.points() if trial_key(p) not in done]
+        pending = _interleave(spec, [p for p in spec.points() if trial_key(p) not in done])
         todo = len(pending)
     total = spec.n_trials()
     if progress:
@@ -184,6 +183,20 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
         return results.num_terminated >= todo
     finally:
         ray.shutdown()
+
+
+def _interleave(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points reordered so the trials that start together train different forecasters;
+    the later ones of each group then reuse the forecasts the first one saved."""
+    groups: dict[str, int] = {}
+    ranked = []
+    for i, p in enumerate(points):
+        cfg = spec.trial_config(p)
+        group = json.dumps([cfg.model.model_dump(mode="json"),
+                            cfg.walkforward.model_dump(mode="json")], sort_keys=True)
+        groups[group] = groups.get(group, -1) + 1
+        ranked.append((groups[group], i, p))
+    return [p for _, _, p in sorted(ranked, key=lambda t: t[:2])]
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> None:

@@ -1,5 +1,9 @@
 """One trial: one walk-forward backtest of one parameter set on the selection period.
 
+Trials whose model, re-fit schedule and data match share one walk-forward: the first
+saves its forecasts under ``forecasts/`` in the sweep directory, the others read them, so
+a sweep over strategy parameters trains the forecaster once.
+
 A finished trial leaves ``trials/<key>/returns.parquet`` and then ``result.json``, each
 written to a temporary name and renamed, so ``result.json`` exists only for a trial that
 finished. That file is what lets a killed sweep resume without re-running anything.
@@ -7,8 +11,10 @@ finished. That file is what lets a killed sweep resume without re-running anythi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import socket
 import time
 from dataclasses import dataclass
@@ -54,19 +60,67 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
     return next(r for r in runs if r.label == label and r.symbol == symbol)
 
 
-def score(cfg: Config, market: MarketData, objective: Objective,
-          progress: bool = False) -> tuple[dict[str, Any], StrategyRun, Any]:
-    """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run."""
-    from engine.backtest import run_strategies
+def forecast_key(cfg: Config, market: MarketData) -> str:
+    """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
+    data = hashlib.sha256()
+    for symbol, frame in market.frames.items():
+        data.update(symbol.encode())
+        data.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
+                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+                       "data": data.hexdigest()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
+    """The walk-forward forecasts for ``cfg``, reused from ``cache`` when an earlier trial
+    had the same model, schedule and data (strategy-only changes train nothing).
+
+    Returns:
+        ``(WalkForwardResult, reused)``.
+    """
     from engine.walkforward import run_walkforward
 
-    wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=progress)
+    path = None if cache is None else cache / f"{forecast_key(cfg, market)}.pkl"
+    if path is not None and path.is_file():
+        try:
+            return pickle.loads(path.read_bytes()), True  # written by this sweep only
+        except (pickle.UnpicklingError, EOFError, AttributeError):
+            pass  # unreadable: compute it again below
+    wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(wf))
+        tmp.replace(path)
+    return wf, False
+
+
+def score(cfg: Config, market: MarketData, objective: Objective,
+          cache: Path | None = None) -> tuple[dict[str, Any], StrategyRun, Any]:
+    """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run.
+
+    Args:
+        cfg: The trial's config.
+        market: The data to run on.
+        objective: The metric scored.
+        cache: A folder of walk-forward results shared by the sweep's trials. Defaults to
+            None (always train).
+
+    Returns:
+        ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
+        ``forecasts_reused`` too.
+    """
+    from engine.backtest import run_strategies
+
+    wf, reused = walk_forward(cfg, market, cache)
     runs = run_strategies(cfg, market, wf)
     run = objective_run(cfg, runs, objective)
     metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
     symbol = objective.symbol  # every data symbol is forecast
     metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
                                             market.frames[symbol]["close"])["mse_ratio"]
+    metrics["forecasts_reused"] = reused
     return metrics, run, wf
 
 
@@ -92,7 +146,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        metrics, run, _ = score(cfg, market, objective)
+        metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts")
         returns = run.equity.pct_change().iloc[1:].rename(key)
         value = metrics.get(objective.metric)
         error = None

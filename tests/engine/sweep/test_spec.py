@@ -181,6 +181,16 @@ def test_mse_ratio_objective_on_a_symbol_only_forecast(tmp_path, csv):
     assert record["error"] is None and record["objective"] == record["metrics"]["mse_ratio"] > 0
     returns = read_returns(tmp_path / "trials" / record["key"])  # sma_cross on BTC/USDT
     assert len(returns) > 0 and returns.index.max() < split.holdout_start
+    assert record["metrics"]["forecasts_reused"] is False
+    # A trial that changes only strategy parameters reuses the saved forecasts.
+    other = {"model.units": 2, "strategies.sma_cross.fast": 4}
+    second = run_trial(other, spec.trial_config(other), split.selection, spec.objective,
+                       tmp_path / "trials")
+    assert second["metrics"]["forecasts_reused"] is True
+    assert second["objective"] == record["objective"]  # the very same forecasts
+    assert second["metrics"]["n_trades"] != record["metrics"]["n_trades"] or \
+        second["metrics"]["total_return"] != record["metrics"]["total_return"]
+    assert len(list((tmp_path / "forecasts").glob("*.pkl"))) == 1
 
 
 def test_tpe_is_told_finished_trials_and_proposes_within_the_space(tmp_path, csv):
