@@ -128,6 +128,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     split = split_market(spec, market)
     root = out / "trials"
     done = trials.finished(root)
+    trials.clear_locks(out / "forecasts")
     started = time.perf_counter()
     complete = _run_on_ray(spec, split.selection, root, done, out, address, num_cpus,
                            progress)

@@ -73,27 +73,57 @@ def forecast_key(cfg: Config, market: MarketData) -> str:
 
 
 def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
-    """The walk-forward forecasts for ``cfg``, reused from ``cache`` when an earlier trial
+    """The walk-forward forecasts for ``cfg``, reused from ``cache`` when another trial
     had the same model, schedule and data (strategy-only changes train nothing).
+
+    The trial that trains holds ``<key>.lock`` meanwhile; trials wanting the same
+    forecasts wait for its ``<key>.pkl`` instead of training the same model again. A lock
+    left by a killed sweep is removed when the sweep starts again (``clear_locks``).
 
     Returns:
         ``(WalkForwardResult, reused)``.
     """
     from engine.walkforward import run_walkforward
 
-    path = None if cache is None else cache / f"{forecast_key(cfg, market)}.pkl"
-    if path is not None and path.is_file():
+    if cache is None:
+        return run_walkforward(market.frames, cfg.model, cfg.walkforward, None,
+                               progress=False), False
+    cache.mkdir(parents=True, exist_ok=True)
+    key = forecast_key(cfg, market)
+    path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
+    while True:
+        saved = _read_pickle(path)
+        if saved is not None:
+            return saved, True
         try:
-            return pickle.loads(path.read_bytes()), True  # written by this sweep only
-        except (pickle.UnpicklingError, EOFError, AttributeError):
-            pass  # unreadable: compute it again below
-    wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            time.sleep(1.0)  # another trial is training this very model
+    try:
+        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(wf))
         tmp.replace(path)
+    finally:
+        lock.unlink(missing_ok=True)
     return wf, False
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        return pickle.loads(path.read_bytes())  # written by this sweep's trials only
+    except FileNotFoundError:
+        return None
+    except (pickle.UnpicklingError, EOFError, AttributeError):
+        path.unlink(missing_ok=True)  # unreadable: the next trial trains it again
+        return None
+
+
+def clear_locks(cache: Path) -> None:
+    """Remove the training locks a killed sweep left behind (no trial runs yet)."""
+    for lock in cache.glob("*.lock"):
+        lock.unlink(missing_ok=True)
 
 
 def score(cfg: Config, market: MarketData, objective: Objective,
