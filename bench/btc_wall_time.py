@@ -39,6 +39,8 @@ def main() -> None:
     print("report.run.seconds: " + ", ".join(f"{k} {v:.1f}"
                                               for k, v in report["run"]["seconds"].items()))
     print(f"folds: {len(report['folds'])}, test bars: {report['run']['data']['test_bars']}")
+    print(json.dumps({"wall_s": round(wall, 2), "seconds": report["run"]["seconds"],
+                      "folds": len(report["folds"]), "device": report["run"]["device"]}))
 
 
 if __name__ == "__main__":

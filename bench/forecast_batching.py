@@ -8,6 +8,8 @@ next 1,500 windows both ways and prints the time of each and their ratio.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from _common import csv_data_config, machine, timed
 
@@ -39,6 +41,9 @@ def main() -> None:
           f"({1000 * times['per_bar'] / len(ahead):.1f} ms per bar)")
     print(f"one batched call: {times['batched']:.3f} s")
     print(f"ratio per-bar / batched: {times['per_bar'] / times['batched']:.0f}x")
+    print(json.dumps({"windows": len(ahead), "per_bar_s": round(times["per_bar"], 4),
+                      "batched_s": round(times["batched"], 4),
+                      "ratio": round(times["per_bar"] / times["batched"], 1)}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ of each beside the persistence MSE on the same bars.
 
 from __future__ import annotations
 
+import json
+
 from _common import csv_data_config, machine, timed
 
 from engine.data import load_market_data
@@ -36,6 +38,10 @@ def main() -> None:
             line.append(f"{symbol} MSE {m['mse']:.5f} (persistence {m['persistence']['mse']:.5f})")
         print("; ".join(line))
     print(f"time ratio cold / warm: {times['cold'] / times['warm']:.1f}x")
+    mse = {name: {s: forecast_metrics(t, market.frames[s]["close"])["mse"]
+                  for s, t in results[name].forecasts.items()} for name in ("warm", "cold")}
+    print(json.dumps({"warm_s": round(times["warm"], 2), "cold_s": round(times["cold"], 2),
+                      "ratio": round(times["cold"] / times["warm"], 3), "mse": mse}))
 
 
 if __name__ == "__main__":

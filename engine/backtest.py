@@ -1,7 +1,8 @@
-"""``python -m engine.backtest CONFIG [--output DIR]``: the whole research loop in one run.
+"""``python -m engine.backtest CONFIG [--output DIR] [--retrain]``: the research loop in one run.
 
 1. load and align the market data (exchange + cache, or CSV files);
-2. walk-forward: fit the LSTM forecaster fold by fold and forecast each fold's bars;
+2. walk-forward: fit the LSTM forecaster fold by fold (or load the folds an earlier run
+   fitted from the model store) and forecast each fold's bars;
 3. run every configured strategy on every traded symbol over the same bars and costs;
 4. write report.json, predictions.csv, the comparison tables and charts, report.html,
    and print the summary (forecast error beside persistence, P&L beside buy-and-hold).
@@ -27,16 +28,17 @@ from engine.cli import run_cli
 from engine.config import Config, load_config
 from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError
+from engine.models_store import ModelStore
 from engine.report import (
     comparison_table,
     forecast_metrics,
     forecast_table,
-    periods_per_year,
     render_table,
     trading_metrics,
     write_json,
 )
 from engine.simulation import StrategyRun, simulate
+from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
 from strategies.registry import get_strategy, resolve_params, spec_label
 
@@ -54,15 +56,18 @@ class RunResult:
 
 
 def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult) -> list[StrategyRun]:
-    """Every configured strategy on every traded symbol, from the first forecast bar on."""
+    """Every configured strategy on every account, from the first forecast bar on.
+
+    An account trades one symbol, or every traded symbol in portfolio mode.
+    """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
-    for symbol in cfg.traded_symbols:
+    for symbols in cfg.symbol_groups:
         for spec in cfg.strategies:
             runs.append(simulate(
-                market.frames[symbol], symbol, get_strategy(spec.name),
+                {s: market.frames[s] for s in symbols}, get_strategy(spec.name),
                 resolve_params(spec.name, spec.params), cfg.broker, label=spec_label(spec),
-                trade_start=trade_start, forecasts=wf.forecasts[symbol]))
+                trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
     return runs
 
 
@@ -76,7 +81,8 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
         "forecast": {s: forecast_metrics(wf.forecasts[s], market.frames[s]["close"])
                      for s in market.frames},
         "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
-                        **trading_metrics(r, bars_per_year)} for r in runs],
+                        **trading_metrics(r, bars_per_year), "contributions": r.contributions}
+                       for r in runs],
         "folds": [asdict(f) for f in wf.folds],
         "run": {
             "config_file": str(cfg.source) if cfg.source else None,
@@ -89,6 +95,8 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
                      "sources": {s: r.source for s, r in market.reports.items()},
                      "gaps": {s: r.gaps.summary() for s, r in market.reports.items()}},
             "seconds": seconds,
+            "folds_trained": wf.folds_trained,
+            "folds_reused": wf.folds_reused,
             "device": _device(),
             "versions": _versions(),
         },
@@ -96,8 +104,12 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
     }
 
 
-def run(cfg: Config, progress: bool = True, **loader_kwargs) -> RunResult:
-    """Load data, walk forward, backtest and write every output into ``cfg.output_dir``."""
+def run(cfg: Config, progress: bool = True, retrain: bool = False,
+        **loader_kwargs) -> RunResult:
+    """Load data, walk forward, backtest and write every output into ``cfg.output_dir``.
+
+    Folds already in the model store are loaded rather than trained, unless ``retrain``.
+    """
     from engine import outputs
 
     started = time.perf_counter()
@@ -106,8 +118,9 @@ def run(cfg: Config, progress: bool = True, **loader_kwargs) -> RunResult:
     loaded = time.perf_counter()
     work_dir = _staging_dir(final_dir)
     try:
+        store = ModelStore.for_data(cfg.data, retrain=retrain)
         wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
-                             progress=progress)
+                             progress=progress, store=store)
         trained = time.perf_counter()
         runs = run_strategies(cfg, market, wf)
         done = time.perf_counter()
@@ -201,6 +214,8 @@ def summary(result: RunResult) -> str:
     lines = [
         f"Test period {data['test_start'][:10]} .. {data['end'][:10]} ({data['test_bars']} bars,"
         f" {len(report['folds'])} folds), device {report['run']['device']}",
+        f"Folds: {report['run']['folds_trained']} trained, {report['run']['folds_reused']} "
+        f"reused from the model store {ModelStore.for_data(cfg.data).root}/",
         "",
         "Forecast error (next close) beside persistence (next close = this close):",
         render_table(forecast_table(report["forecast"])),
@@ -220,10 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("config", help="YAML config file, e.g. configs/btc.yaml")
     parser.add_argument("--output", metavar="DIR", help="output directory (overrides output_dir)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train every fold even when the model store has it (and replace "
+                             "the stored one)")
     args = parser.parse_args(argv)
     overrides = {"output_dir": args.output} if args.output else None
     cfg = load_config(args.config, overrides)
-    result = run(cfg, progress=not args.no_progress)
+    result = run(cfg, progress=not args.no_progress, retrain=args.retrain)
     print(summary(result))
     return 0
 

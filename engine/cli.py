@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from engine.errors import EngineError
+from engine.secrets import install_log_redaction, redact
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -21,13 +22,15 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         argv: Arguments without the program name; None means ``sys.argv[1:]``.
 
     Returns:
-        0 on success, 2 for an ``EngineError`` (printed as one line), 130 on Ctrl-C.
+        0 on success, 2 for an ``EngineError`` (printed as one line, credentials
+        blanked), 130 on Ctrl-C.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    install_log_redaction()  # no credential reaches stderr through a log record
     try:
         return main(argv) or 0
     except EngineError as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        message = " ".join(redact(str(exc)).split())  # one line, whatever the message holds
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -38,5 +41,5 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         return 0
     except OSError as exc:  # an unwritable directory, a full disk: the user's to fix
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(redact(f"error: {exc.strerror or exc}{where}"), file=sys.stderr)
         return EXIT_USER_ERROR

@@ -5,8 +5,8 @@ once, here, at the edge: unknown keys, wrong types, out-of-range values and inco
 dates are reported as one line that names the file, the key path, the bad value and what
 is allowed, e.g. ``configs/x.yaml: model.dropout = 1.5 is not in [0, 1)``.
 
-Relative paths in a config (cache_dir, csv files, output_dir) are taken relative to the
-current working directory, as with most command-line tools.
+Relative paths in a config (cache_dir, model_store, csv files, output_dir) are taken
+relative to the current working directory, as with most command-line tools.
 
 Example:
     >>> cfg = load_config("configs/btc.yaml")
@@ -25,9 +25,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from engine.errors import ConfigError, InvalidKey
+from engine.secrets import redact_url, register_url
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*/[A-Z0-9]+(?::[A-Z0-9]+)?$")
 TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*[smhdwMy]$")
@@ -65,6 +74,7 @@ def _check_timeframe(value: str) -> str:
 def _check_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("is not an http(s) base URL such as http://127.0.0.1:8080")
+    register_url(value)  # a proxy password is blanked in every message from now on
     return value.rstrip("/")
 
 
@@ -75,19 +85,59 @@ def _unique(values: tuple) -> tuple:
     return values
 
 
-_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "token", "walletaddress"}
+# ccxt's credential fields (requiredCredentials), compared without case, "_" or "-":
+# ccxt itself accepts api_key for apiKey, and headers such as X-MBX-APIKEY carry keys too.
+_SECRET_PARTS = ("apikey", "secret", "password", "passphrase", "privatekey", "walletaddress",
+                 "token")
+_SECRET_NAMES = {"uid", "login", "twofa"}
+
+
+def _credential_key(options: dict, loc: tuple = ()) -> tuple | None:
+    """The key path of the first credential-like key in (nested) ccxt options, or None."""
+    for key, value in options.items():
+        name = re.sub(r"[\W_]", "", str(key)).lower()
+        if name in _SECRET_NAMES or any(part in name for part in _SECRET_PARTS):
+            return loc + (key,)
+        if isinstance(value, dict):
+            found = _credential_key(value, loc + (key,))
+            if found:
+                return found
+    return None
+
+
+# Numbers are strict: ``true`` is not 1 and "20" is not 20 (a float field accepts an int).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Bool = Annotated[bool, Strict()]
 Symbol = Annotated[str, AfterValidator(_check_symbol)]
 Symbols = Annotated[tuple[Symbol, ...], Field(min_length=1), AfterValidator(_unique)]
-Fraction = Annotated[float, _interval(0, 1)]
-SmallRate = Annotated[float, _interval(0, 0.1)]
-PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[Float, _interval(0, 1)]
+SmallRate = Annotated[Float, _interval(0, 0.1)]
+PositiveInt = Annotated[Int, Field(gt=0)]
 Activation = Literal[
     "tanh", "relu", "sigmoid", "linear", "elu", "selu", "gelu", "softsign", "swish"]
 
 
 class _Loader(yaml.SafeLoader):
     """YAML without implicit dates: ``2017-13-01`` reaches validation as text and is
-    reported with its key, instead of failing inside the YAML parser."""
+    reported with its key, instead of failing inside the YAML parser. A key given twice
+    in one mapping (two ``broker:`` blocks) is refused instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # ``<<: *defaults`` may be overridden by design
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice (lines {seen[key]} and "
+                        f"{line}); keep one and merge their contents", key_node.start_mark)
+                if isinstance(key, (str, int, float, bool)):
+                    seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -111,20 +161,22 @@ class DataConfig(_Section):
     start: dt.date = dt.date(2017, 8, 17)  # first day wanted (UTC)
     end: dt.date | None = None  # last day wanted, inclusive; None = up to the last closed candle
     cache_dir: Path = Path("cache")  # downloaded candles, one Parquet file per market
+    model_store: Path | None = None  # fitted fold models, reused by runs; None = cache_dir/models
     csv: dict[Symbol, Path] = {}  # {symbol: CSV path} read instead of the exchange
     api_url: Annotated[str, AfterValidator(_check_url)] | None = None  # base URL for all REST calls
     exchange_options: dict[str, Any] = {}  # extra ccxt constructor options (timeout, options, ...)
     gap_policy: Literal["fill", "refuse"] = "fill"  # missing candles: flat fill or stop
-    retries: Annotated[int, Field(ge=0, le=20)] = 5  # retries of a temporary exchange failure
-    retry_backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0  # first retry wait, doubles
+    retries: Annotated[Int, Field(ge=0, le=20)] = 5  # retries of a temporary exchange failure
+    retry_backoff_s: Annotated[Float, Field(ge=0, le=60)] = 1.0  # first retry wait, doubles
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DataConfig:
-        for key in self.exchange_options:
-            if key.lower() in _SECRET_KEYS:
-                raise InvalidKey(("exchange_options", key), "...", "is a credential: API keys "
-                                 "are read only from the environment variables ENGINE_API_KEY "
-                                 "and ENGINE_API_SECRET, never from config files")
+        secret = _credential_key(self.exchange_options)
+        if secret:
+            raise InvalidKey(("exchange_options", *secret), "...", "is a credential: API keys "
+                             "are read only from the environment variables ENGINE_API_KEY, "
+                             "ENGINE_API_SECRET (and ENGINE_API_PASSWORD), never from config "
+                             "files")
         import ccxt  # local: importing ccxt costs ~0.3 s, only paid when a config is loaded
 
         if self.exchange not in ccxt.exchanges:
@@ -145,33 +197,33 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The LSTM forecaster. Defaults are CPU-sized; configs/seed_2018.yaml has the tutorial's."""
 
-    window_len: Annotated[int, Field(ge=2, le=512)] = 7  # bars per input window
+    window_len: Annotated[Int, Field(ge=2, le=512)] = 7  # bars per input window
     features: Annotated[
         tuple[Literal["open", "high", "low", "close", "volume"], ...],
         Field(min_length=1), AfterValidator(_unique),
     ] = ("close", "volume")  # columns of every symbol fed to the model
-    layers: Annotated[int, Field(ge=1, le=8)] = 2  # stacked LSTM layers
-    units: Annotated[int, Field(ge=1, le=4096)] = 32  # units per LSTM layer
+    layers: Annotated[Int, Field(ge=1, le=8)] = 2  # stacked LSTM layers
+    units: Annotated[Int, Field(ge=1, le=4096)] = 32  # units per LSTM layer
     dropout: Fraction = 0.1  # dropout after each LSTM layer
     activation: Activation = "tanh"  # LSTM activation
     output_activation: Activation = "tanh"  # activation of the output layer (the tutorial's tanh)
     loss: Literal["mse", "mae", "huber"] = "mse"  # training loss
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"  # training optimizer
-    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 0.001  # optimizer step size
-    batch_size: Annotated[int, Field(ge=1, le=65536)] = 32  # windows per gradient step
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 20  # epochs of the first fit (and cold re-fits)
-    seed: Annotated[int, Field(ge=0, lt=2**31)] = 42  # seeds weights, shuffling and dropout
+    learning_rate: Annotated[Float, Field(gt=0, lt=1)] = 0.001  # optimizer step size
+    batch_size: Annotated[Int, Field(ge=1, le=65536)] = 32  # windows per gradient step
+    epochs: Annotated[Int, Field(ge=1, le=10000)] = 20  # epochs of the first fit (and cold re-fits)
+    seed: Annotated[Int, Field(ge=0, lt=2**31)] = 42  # seeds weights, shuffling and dropout
 
 
 class WalkForwardConfig(_Section):
     """When the forecaster is re-fit during the backtest."""
 
-    train_bars: Annotated[int, Field(ge=10)] | None = 1000  # bars in the first fit
+    train_bars: Annotated[Int, Field(ge=10)] | None = 1000  # bars in the first fit
     train_until: dt.date | None = None  # or: the first fit uses bars up to this date
     retrain_every: PositiveInt = 30  # bars forecast by one fold before the next re-fit
     window: Literal["expanding", "rolling"] = "expanding"  # rolling keeps the first fit's length
-    warm_start: bool = True  # continue from the previous fold's weights
-    finetune_epochs: Annotated[int, Field(ge=1, le=10000)] = 5  # epochs of a warm re-fit
+    warm_start: Bool = True  # continue from the previous fold's weights
+    finetune_epochs: Annotated[Int, Field(ge=1, le=10000)] = 5  # epochs of a warm re-fit
 
     @model_validator(mode="before")
     @classmethod
@@ -199,15 +251,18 @@ class BacktestConfig(_Section):
 
     symbols: Symbols | None = None  # traded symbols; None = every data symbol
     sort_by: Literal[METRICS] = "sharpe"  # comparison-table order (best first)
-    log_scale: bool = False  # equity charts on a log scale
+    log_scale: Bool = False  # equity charts on a log scale
+    portfolio: Bool = False  # one account and one cash balance for all traded symbols
 
 
 class BrokerConfig(_Section):
     """Simulated broker costs, shared by every strategy of a run."""
 
-    cash: Annotated[float, Field(gt=0)] = 10_000.0  # starting cash, in the quote currency
+    # starting cash in the quote currency: finite, and small enough for exact float sums
+    cash: Annotated[Float, Field(gt=0, le=1e12)] = 10_000.0
     commission: SmallRate = 0.001  # fee per fill, fraction of the traded value (0.001 = 0.1%)
     slippage: SmallRate = 0.0005  # adverse price move per fill, fraction of the price
+    leverage: Annotated[Float, Field(ge=1, le=10)] = 1.0  # largest sum of |target weights|
 
 
 class PaperConfig(_Section):
@@ -215,7 +270,7 @@ class PaperConfig(_Section):
 
     strategy: str | None = None  # label or name of the strategy traded; None = the first listed
     fill: Literal["open", "ticker"] = "open"  # at the next candle's open, or the ticker at once
-    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # wait between checks
+    poll_seconds: Annotated[Float, Field(gt=0, le=3600)] = 30.0  # wait between checks
 
 
 def _default_strategies() -> tuple[StrategySpec, ...]:
@@ -259,7 +314,18 @@ class Config(_Section):
             if symbol not in self.data.symbols:
                 raise InvalidKey(("backtest", "symbols"), symbol,
                                 f"is not in data.symbols {list(self.data.symbols)}")
+        if self.backtest.portfolio and len(self.traded_symbols) < 2:
+            raise InvalidKey(("backtest", "portfolio"), True,
+                             "needs at least two traded symbols (backtest.symbols); set it to "
+                             "false to trade one symbol")
         return self
+
+    @property
+    def symbol_groups(self) -> list[tuple[str, ...]]:
+        """The symbols of each account: all together in portfolio mode, else one each."""
+        if self.backtest.portfolio:
+            return [self.traded_symbols]
+        return [(s,) for s in self.traded_symbols]
 
     @property
     def traded_symbols(self) -> tuple[str, ...]:
@@ -267,8 +333,14 @@ class Config(_Section):
         return self.backtest.symbols or self.data.symbols
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain YAML/JSON-ready data (paths and dates as strings)."""
-        return self.model_dump(mode="json", exclude={"source", "source_hash"})
+        """The config as plain YAML/JSON-ready data (paths and dates as strings).
+
+        This is what every written copy of the config holds (config.yaml, report.json,
+        report.html, the paper state), so URL credentials are blanked here.
+        """
+        data = self.model_dump(mode="json", exclude={"source", "source_hash"})
+        data["data"]["api_url"] = redact_url(data["data"]["api_url"])
+        return data
 
 
 # --- loading and error messages -------------------------------------------------------
@@ -315,10 +387,12 @@ def validate_config(raw: dict[str, Any], label: str = "config") -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
-    from strategies.registry import check_specs  # strategies import backtrader: load it late
+    from strategies.registry import check_specs, check_symbols  # they import backtrader
 
     try:
         check_specs(config.strategies)
+        for symbols in config.symbol_groups:
+            check_symbols(config.strategies, symbols, config.broker.leverage)
     except InvalidKey as exc:
         where = ("strategies",) + exc.loc
         raise ConfigError(f"{label}: {_line(where, exc.value, exc.problem)}") from None

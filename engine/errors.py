@@ -33,6 +33,11 @@ class ModelError(EngineError):
     """The forecaster cannot be built or trained with the given settings and data."""
 
 
+class ExecutionError(EngineError):
+    """A strategy asked the execution core for something it cannot do (a weight for a
+    symbol that is not traded, weights over the allowed leverage)."""
+
+
 class StateError(EngineError):
     """A paper-trading state file is unusable with the given configuration."""
 

@@ -21,6 +21,7 @@ from engine.config import Config
 from engine.data import MarketData
 from engine.html_report import html_report
 from engine.report import comparison_table, fold_metrics, render_table
+from engine.secrets import redact
 from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
 
@@ -61,7 +62,7 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
     table = comparison_table(report["strategies"], cfg.backtest.sort_by)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(render_table(table, markdown=True))
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    (out / "config.yaml").write_text(redact(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
     closes = {s: market.frames[s]["close"] for s in wf.forecasts}
     per_fold = {s: fold_metrics(wf.forecasts[s], closes[s]) for s in wf.forecasts}
     charts = {
@@ -70,7 +71,7 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
         "forecast": plots.forecast_chart(closes, wf.forecasts, out / "forecast.png"),
         "folds": plots.folds_chart(per_fold, out / "folds.png"),
     }
-    (out / "report.html").write_text(html_report(cfg, report, table, charts))
+    (out / "report.html").write_text(redact(html_report(cfg, report, table, charts)))
     written += [out / n for n in ("predictions.csv", "equity.csv", "comparison.csv",
                                   "comparison.md", "config.yaml", "report.html")]
     return written + list(charts.values())

@@ -14,18 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.exchange import timeframe_ms
-from engine.simulation import StrategyRun
+from engine.secrets import redact
+from engine.simulation import StrategyRun, exposure_share
 
 # Metrics where smaller is better, for sorting comparison tables.
 LOWER_IS_BETTER = {"max_drawdown", "fees_paid"}
 TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
                  "win_rate", "exposure", "fees_paid", "final_equity"]
-
-
-def periods_per_year(timeframe: str) -> float:
-    """Bars per year for a ccxt timeframe; crypto markets trade every day of the year."""
-    return 365.0 * 86_400_000 / timeframe_ms(timeframe)
 
 
 # --- forecasts ------------------------------------------------------------------------
@@ -98,7 +93,7 @@ def trading_metrics(run: StrategyRun, bars_per_year: float) -> dict[str, Any]:
         "max_drawdown": float((1 - equity / equity.cummax()).max()),
         "n_trades": len(run.trades),
         "win_rate": float(np.mean(wins)) if wins else None,
-        "exposure": float((run.position != 0).mean()),
+        "exposure": exposure_share(run.position),
         "fees_paid": float(run.fees),
         "final_equity": float(equity.iloc[-1]),
     }
@@ -125,7 +120,7 @@ def sort_table(frame: pd.DataFrame, sort_by: str) -> pd.DataFrame:
 def write_json(path: Path, payload: Any) -> Path:
     """Write JSON with NaN/inf as null, atomically (temp file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2, default=str) + "\n")
+    tmp.write_text(redact(json.dumps(_clean(payload), indent=2, default=str)) + "\n")
     tmp.replace(path)
     return path
 

@@ -1,15 +1,18 @@
-"""Run one strategy on one symbol in backtrader with the configured broker costs.
+"""The backtest driver: a strategy in backtrader's event loop, trading one account.
 
-Fills follow one rule everywhere (backtest and paper trading alike): a strategy decides at
-a bar's close, and its order fills at the next bar's open, moved against the trader by
-``broker.slippage`` (capped to that bar's high/low), with ``broker.commission`` charged on
-the traded value. Positions may be fractional.
+One rule everywhere (backtest, paper trading, the RL environment, sweeps): a strategy
+decides target weights at a bar's close, and the execution core (``engine.execution``)
+fills them at the next bar's open, moved against the trader by ``broker.slippage`` (capped
+to that bar's high/low), with ``broker.commission`` charged on the traded value. Positions
+may be fractional. With one symbol the run is that symbol's; with several (portfolio mode)
+they share one account and one cash balance.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,35 +20,50 @@ import backtrader as bt
 import pandas as pd
 
 from engine.config import BrokerConfig
-from strategies.base import CryptoCommission, TargetStrategy
+from engine.execution import Account, CoreBroker, CostModel
+from strategies.base import TargetStrategy
+
+PORTFOLIO = "portfolio"  # the symbol of a run whose symbols share one account
 
 
 @dataclass
 class StrategyRun:
-    """Everything one (strategy, symbol) run produced, from the first traded bar on."""
+    """Everything one (strategy, symbol) or portfolio run produced, from the first traded bar.
+
+    ``fills`` has columns time, symbol, side, size, price, commission, value, decided_at;
+    each trade is a dict with symbol, side, size, entry_time, exit_time, entry_price,
+    exit_price, pnl (after all fees), fees, return, bars_held, open_at_end.
+    """
 
     label: str
-    symbol: str
-    equity: pd.Series  # broker value at each bar's close, UTC index
-    position: pd.Series  # position size (units of the base asset) at each close
-    fills: pd.DataFrame  # time, side, size, price, commission, value
-    trades: list[dict[str, Any]] = field(default_factory=list)  # round trips, P&L after fees
+    symbol: str  # the traded symbol, or "portfolio"
+    equity: pd.Series  # account equity at each bar's close, UTC index
+    position: pd.DataFrame  # units held of each symbol at each close
+    fills: pd.DataFrame
+    trades: list[dict[str, Any]] = field(default_factory=list)
     fees: float = 0.0
-    pending: float | None = None  # target decided at the last bar, for the next bar's open
+    pending: tuple[dict[str, float], bool] | None = None  # decided at the last bar, unfilled
+    contributions: dict[str, dict[str, float]] = field(default_factory=dict)  # per symbol
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.position.columns)
+
+
+FILL_COLUMNS = ["time", "symbol", "side", "size", "price", "commission", "value", "decided_at"]
 
 
 class Recorder(bt.Analyzer):
-    """Records equity, position, fills and round-trip trades from ``start`` on."""
+    """Records equity and positions at each close from ``start`` on."""
 
     params = (("start", None),)
 
     def start(self):
         self.times: list[dt.datetime] = []
         self.values: list[float] = []
-        self.sizes: list[float] = []
-        self.fills: list[dict[str, Any]] = []
-        self.trades: list[dict[str, Any]] = []
-        self.fees = 0.0
+        self.sizes: list[tuple[float, ...]] = []
+        self._broker = self.strategy.broker
+        self._names = [d._name for d in self.strategy.datas]
 
     def prenext(self):
         self.next()
@@ -54,42 +72,14 @@ class Recorder(bt.Analyzer):
         now = self.strategy.datetime.datetime(0)
         if self.p.start is None or now >= self.p.start:
             self.times.append(now)
-            self.values.append(self.strategy.broker.getvalue())
-            self.sizes.append(self.strategy.position.size)
-
-    def notify_order(self, order):
-        if order.status != order.Completed:
-            return
-        ex = order.executed
-        self.fees += ex.comm
-        self.fills.append({"time": bt.num2date(ex.dt), "side": "buy" if order.isbuy() else "sell",
-                           "size": abs(ex.size), "price": ex.price, "commission": ex.comm,
-                           "value": abs(ex.size) * ex.price})
-
-    def notify_trade(self, trade):
-        if trade.isclosed:
-            self.trades.append({"open": bt.num2date(trade.dtopen),
-                                "close": bt.num2date(trade.dtclose),
-                                "pnl": trade.pnlcomm, "open_at_end": False})
-
-    def stop(self):
-        position = self.strategy.position
-        if position.size:  # mark an open round trip at the last close, entry fee included
-            comminfo = self.strategy.broker.getcommissioninfo(self.strategy.data)
-            entry_fee = comminfo.getcommission(position.size, position.price)
-            pnl = position.size * (self.strategy.data.close[0] - position.price) - entry_fee
-            self.trades.append({"open": self.fills[-1]["time"] if self.fills else None,
-                                "close": None, "pnl": pnl, "open_at_end": True})
+            self.values.append(self._broker.getvalue())
+            account = self._broker.account
+            self.sizes.append(tuple(account.size(s) for s in self._names))
 
 
-def make_cerebro(broker: BrokerConfig) -> bt.Cerebro:
-    """A cerebro whose orders fill at the next open, with the configured costs."""
-    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
-    cerebro.broker.setcash(broker.cash)
-    cerebro.broker.addcommissioninfo(CryptoCommission(commission=broker.commission))
-    cerebro.broker.set_slippage_perc(broker.slippage, slip_open=True, slip_limit=True,
-                                     slip_match=True, slip_out=False)
-    return cerebro
+def make_account(broker: BrokerConfig) -> Account:
+    """A fresh account with the configured cash, costs and leverage."""
+    return Account(broker.cash, CostModel(broker.commission, broker.slippage), broker.leverage)
 
 
 def feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasData:
@@ -99,37 +89,82 @@ def feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasData:
     return bt.feeds.PandasData(dataname=naive, name=name, openinterest=None)
 
 
-def simulate(frame: pd.DataFrame, symbol: str, strategy: type[TargetStrategy],
+def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
              params: dict[str, Any], broker: BrokerConfig, label: str | None = None,
              trade_start: pd.Timestamp | None = None,
-             forecasts: pd.DataFrame | None = None) -> StrategyRun:
-    """Run ``strategy`` over ``frame`` and record what happened from ``trade_start`` on.
+             forecasts: Mapping[str, pd.DataFrame] | None = None,
+             account: Account | None = None, fill: bool = True) -> StrategyRun:
+    """Run ``strategy`` over ``frames`` and record what happened from ``trade_start`` on.
 
     Args:
-        frame: One symbol's OHLCV, including any warm-up bars before ``trade_start``.
-        symbol: The symbol traded (for labels).
+        frames: OHLCV per traded symbol on one shared index, including any warm-up bars
+            before ``trade_start``. Several symbols share one account (portfolio mode).
         strategy: A ``TargetStrategy`` subclass.
         params: Its parameters (already checked by the registry).
-        broker: Cash, commission and slippage.
+        broker: Cash, commission, slippage and leverage.
         label: Display name. Defaults to the strategy's name.
         trade_start: First bar whose decisions are traded. Defaults to the first bar.
-        forecasts: This symbol's forecast table, for strategies that need one.
+        forecasts: Forecast table per symbol, for strategies that need one.
+        account: The account to trade. Defaults to a fresh one from ``broker``.
+        fill: False only records decisions (``pending`` holds the last one).
     """
-    cerebro = make_cerebro(broker)
-    cerebro.adddata(feed(frame, symbol))
+    account = account if account is not None else make_account(broker)
+    cerebro = bt.Cerebro(stdstats=False)
+    core = CoreBroker(account=account, fill=fill)
+    cerebro.setbroker(core)
+    for symbol, frame in frames.items():
+        cerebro.adddata(feed(frame, symbol))
     start = None if trade_start is None else trade_start.tz_convert("UTC").tz_localize(None)
     kwargs = dict(params, trade_start=start)
     if strategy.needs_forecast:
-        kwargs["forecasts"] = forecasts
+        kwargs["forecasts"] = dict(forecasts or {})
     cerebro.addstrategy(strategy, **kwargs)
     cerebro.addanalyzer(Recorder, _name="recorder", start=start)
     result = cerebro.run(maxcpus=1)[0]
     rec = result.analyzers.recorder
     index = pd.DatetimeIndex(rec.times, name="timestamp").tz_localize("UTC")
-    fills = pd.DataFrame(rec.fills, columns=["time", "side", "size", "price", "commission",
-                                             "value"])
-    if not fills.empty:
-        fills["time"] = pd.to_datetime(fills["time"]).dt.tz_localize("UTC")
-    return StrategyRun(label or strategy.name, symbol, pd.Series(rec.values, index, name="equity"),
-                       pd.Series(rec.sizes, index, name="position"), fills, rec.trades,
-                       0.0 if math.isnan(rec.fees) else rec.fees, result.pending_target)
+    symbols = list(frames)
+    position = pd.DataFrame(rec.sizes, index=index, columns=symbols, dtype="float64")
+    last = {s: f["close"].iloc[-1] for s, f in frames.items()}
+    trades = core.trades + account.open_trades(last, None, _last_bar(frames))
+    pending = core.pending[:2] if core.pending else None
+    return StrategyRun(label or strategy.name, symbols[0] if len(symbols) == 1 else PORTFOLIO,
+                       pd.Series(rec.values, index, name="equity"), position,
+                       fills_frame(core.fills), _utc_times(trades), account.fees, pending,
+                       contributions(account, position, last))
+
+
+def fills_frame(fills: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fill records as a DataFrame with UTC times (the columns of ``FILL_COLUMNS``)."""
+    frame = pd.DataFrame(fills, columns=FILL_COLUMNS)
+    for column in ("time", "decided_at"):
+        if not frame.empty:
+            frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
+    return frame
+
+
+def contributions(account: Account, position: pd.DataFrame,
+                  closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Per symbol: P&L brought (cash flows plus the open position), fees and exposure."""
+    return {s: {"pnl": account.contribution(s, closes[s]),
+                "fees": account.fees_by_symbol.get(s, 0.0),
+                "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
+            for s in position.columns}
+
+
+def _last_bar(frames: Mapping[str, pd.DataFrame]) -> int:
+    return len(next(iter(frames.values()))) - 1
+
+
+def _utc_times(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for trade in trades:
+        for key in ("entry_time", "exit_time"):
+            value = trade[key]
+            if isinstance(value, dt.datetime):
+                trade[key] = pd.Timestamp(value, tz="UTC")
+    return trades
+
+
+def exposure_share(position: pd.DataFrame) -> float:
+    """Share of the recorded closes at which any position was held."""
+    return float((position != 0).any(axis=1).mean()) if len(position) else math.nan

@@ -10,6 +10,10 @@ the first bar after the data (what a live trader would act on).
 Rolling windows train on the last ``e_0`` bars only; expanding windows on all bars so far.
 With ``warm_start``, fold k > 0 continues from fold k-1's weights for ``finetune_epochs``.
 
+With a ``ModelStore``, a fold whose key (settings, seed, known bars, previous fold) is
+stored is not trained: its weights are loaded and its forecasts recomputed in one batched
+call, exactly as the run that trained it made them.
+
 Example:
     >>> result = run_walkforward(market.frames, cfg.model, cfg.walkforward, out / "models")
     >>> result.forecasts["BTC/USDT"].tail()
@@ -17,9 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,10 @@ from tqdm import tqdm
 
 from engine.config import ModelConfig, WalkForwardConfig
 from engine.errors import ModelError
+from engine.models_store import ModelStore, fold_key, rows_digest
 from models.features import Windows, close_matrix, feature_matrix, make_windows, to_prices
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,10 @@ class FoldRecord:
     epochs: int
     warm_start: bool
     final_loss: float
-    seconds: float
+    seconds: float  # training, or loading and forecasting when reused
     model_file: str | None  # relative to the run's output directory
+    reused: bool = False  # loaded from the model store instead of trained
+    store_key: str | None = None  # the fold's model store key (None without a store)
 
 
 @dataclass
@@ -72,6 +83,16 @@ class WalkForwardResult:
     folds: list[FoldRecord]
     train_seconds: float
     first_forecast_bar: int  # bar index of the first forecast (decision bar)
+
+    @property
+    def folds_reused(self) -> int:
+        """Folds loaded from the model store."""
+        return sum(f.reused for f in self.folds)
+
+    @property
+    def folds_trained(self) -> int:
+        """Folds trained in this run."""
+        return len(self.folds) - self.folds_reused
 
 
 def first_train_end(index: pd.DatetimeIndex, wf: WalkForwardConfig, window_len: int) -> int:
@@ -110,8 +131,8 @@ def plan_folds(n_bars: int, first_end: int, wf: WalkForwardConfig) -> list[FoldP
 
 def run_walkforward(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig,
                     wf: WalkForwardConfig, model_dir: Path | None = None,
-                    progress: bool = True) -> WalkForwardResult:
-    """Fit and forecast fold by fold over aligned ``frames`` (every symbol is forecast).
+                    progress: bool = True, store: ModelStore | None = None) -> WalkForwardResult:
+    """Fit (or load) and forecast fold by fold over aligned ``frames`` (every symbol).
 
     Args:
         frames: Aligned OHLCV frames; every symbol's features feed the model.
@@ -119,24 +140,61 @@ def run_walkforward(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig,
         wf: The re-fit schedule.
         model_dir: Where each fold's ``.keras`` model and JSON go; None saves nothing.
         progress: Show a progress bar over folds.
+        store: Fitted folds to reuse, and where newly fitted ones go; None trains all.
     """
     index = next(iter(frames.values())).index
-    windows = build_windows(frames, model_cfg)
     plans = plan_folds(len(index), first_train_end(index, wf, model_cfg.window_len), wf)
+    keys = fold_keys(frames, plans, model_cfg, wf) if store is not None else [None] * len(plans)
+    try:
+        result = _walk(frames, plans, keys, model_cfg, wf, model_dir, progress, store)
+    except _BrokenChain as exc:
+        log.warning("%s; training every fold again", exc)
+        store = ModelStore(store.root, retrain=True)
+        result = _walk(frames, plans, keys, model_cfg, wf, model_dir, progress, store)
+    if store is not None:
+        log.info("walk-forward: %d folds trained, %d reused from the model store %s",
+                 result.folds_trained, result.folds_reused, store.root)
+    return result
 
+
+class _BrokenChain(Exception):
+    """A stored fold that a warm start must continue from cannot be loaded."""
+
+
+def _walk(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], keys: list[str | None],
+          model_cfg: ModelConfig, wf: WalkForwardConfig, model_dir: Path | None,
+          progress: bool, store: ModelStore | None) -> WalkForwardResult:
+    index = next(iter(frames.values())).index
+    windows = build_windows(frames, model_cfg)
     predicted = np.full((len(index), len(frames)), np.nan)
     fold_of = np.full(len(index), -1)
     records: list[FoldRecord] = []
-    model, started = None, time.perf_counter()
+    model, stored, predictor = None, None, None  # last trained model, last reused key
+    started = time.perf_counter()
     bar = tqdm(plans, desc="walk-forward", unit="fold", disable=not progress)
-    for plan in bar:
-        # 1-2. Fit the fold (from scratch, or warm from the previous fold's model).
-        model, record = fit_fold(plan, index, windows, model, model_cfg, wf, model_dir,
-                                 list(frames))
-        # 3. One batched call forecasts every bar of the fold.
+    for plan, key in zip(bar, keys, strict=True):
         ahead = windows.select((windows.end >= plan.forecast_start)
                                & (windows.end < plan.forecast_end))
-        predicted[ahead.end] = forecast(model, ahead)
+        meta = store.lookup(key) if store is not None else None
+        weights = store.read_weights(key) if meta is not None else None
+        if weights is not None:
+            # 1. A stored fold: its weights into one model, one batched call forecasts.
+            t0 = time.perf_counter()
+            predictor = predictor or _predictor(model_cfg, windows, len(frames))
+            _set_weights(predictor, weights)
+            predicted[ahead.end] = forecast(predictor, ahead)
+            record = _reused_record(plan, index, ahead.end, meta, time.perf_counter() - t0,
+                                    model_dir, key)
+            _save_fold(store, key, None, record, model_cfg, wf, list(frames), model_dir)
+            model, stored = None, key
+        else:
+            # 2. Fit the fold (from scratch, or warm from the previous fold's model); one
+            # batched call forecasts every bar of the fold.
+            previous = model if model is not None else _load_previous(store, stored, wf)
+            model, record = fit_fold(plan, index, windows, previous, model_cfg, wf, model_dir,
+                                     list(frames), store, key)
+            predicted[ahead.end] = forecast(model, ahead)
+            stored = None
         fold_of[ahead.end] = plan.index
         records.append(record)
         bar.set_postfix(loss=f"{record.final_loss:.3g}")
@@ -144,6 +202,71 @@ def run_walkforward(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig,
     forecasts = _tables(index, list(frames), windows, predicted, fold_of)
     return WalkForwardResult(forecasts, records, time.perf_counter() - started,
                              plans[0].forecast_start)
+
+
+def fold_keys(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan],
+              model_cfg: ModelConfig, wf: WalkForwardConfig) -> list[str]:
+    """The model store key of each fold of ``plans`` (see ``engine.models_store``)."""
+    from models import lstm
+
+    runtime, settings = lstm.runtime(), model_cfg.model_dump(mode="json")
+    columns = list(dict.fromkeys((*model_cfg.features, "close")))  # what the model reads
+    keys: list[str] = []
+    for plan in plans:
+        warm = wf.warm_start and plan.index > 0
+        shape = {"index": plan.index, "warm_start": warm,
+                 "epochs": wf.finetune_epochs if warm else model_cfg.epochs}
+        data = rows_digest(frames, columns, plan.train_start, plan.train_end)
+        keys.append(fold_key(settings, shape, data, keys[-1] if warm else None, runtime))
+    return keys
+
+
+def next_fold(frames: Mapping[str, pd.DataFrame], previous: Any, model_cfg: ModelConfig,
+              wf: WalkForwardConfig, model_dir: Path, store: ModelStore) -> FoldRecord:
+    """The last fold of the schedule over ``frames``, continued from ``previous`` (the
+    fold before it): taken from ``store`` when it is there, else fitted and stored. Its
+    model is saved in ``model_dir`` either way (what a paper trader re-fits with)."""
+    index = next(iter(frames.values())).index
+    plans = plan_folds(len(index), first_train_end(index, wf, model_cfg.window_len), wf)
+    plan, key = plans[-1], fold_keys(frames, plans, model_cfg, wf)[-1]
+    windows = build_windows(frames, model_cfg)
+    meta = store.lookup(key)
+    if meta is None:
+        return fit_fold(plan, index, windows, previous, model_cfg, wf, model_dir,
+                        list(frames), store, key)[1]
+    ahead = windows.end[(windows.end >= plan.forecast_start) & (windows.end < plan.forecast_end)]
+    record = _reused_record(plan, index, ahead, meta, 0.0, model_dir, key)
+    _save_fold(store, key, None, record, model_cfg, wf, list(frames), model_dir)
+    return record
+
+
+def _predictor(model_cfg: ModelConfig, windows: Windows, n_outputs: int) -> Any:
+    """A model of the configured shape that forecasts with stored weights. Seeding first
+    puts the backend in the same (deterministic) state as a run that trains."""
+    from models import lstm
+
+    lstm.seed_everything(model_cfg.seed)
+    return lstm.build_model(model_cfg, windows.X.shape[2], n_outputs)
+
+
+def _set_weights(model: Any, weights: list[np.ndarray]) -> None:
+    from models import lstm
+
+    lstm.set_weights(model, weights)
+
+
+def _load_previous(store: ModelStore | None, key: str | None, wf: WalkForwardConfig) -> Any:
+    """The full model (optimizer state included) of the stored fold a warm start continues
+    from; None when there is none or the folds are not warm-started."""
+    if store is None or key is None or not wf.warm_start:
+        return None
+    from models import lstm
+
+    try:
+        return lstm.load(store.model_path(key))
+    except Exception as exc:  # pruned or damaged meanwhile; Keras raises many kinds
+        raise _BrokenChain(f"the stored fold model {store.model_path(key)} cannot be loaded "
+                           f"({type(exc).__name__})") from exc
 
 
 def build_windows(frames: Mapping[str, pd.DataFrame], model_cfg: ModelConfig) -> Windows:
@@ -161,12 +284,14 @@ def forecast(model: Any, windows: Windows) -> np.ndarray:
 
 def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous: Any,
              model_cfg: ModelConfig, wf: WalkForwardConfig, model_dir: Path | None,
-             symbols: list[str]) -> tuple[Any, FoldRecord]:
+             symbols: list[str], store: ModelStore | None = None,
+             key: str | None = None) -> tuple[Any, FoldRecord]:
     """Fit fold ``plan`` and save it; ``previous`` is the last fold's model (or None).
 
     Every fold is seeded on its own (``seed + fold``), so a fold's weights depend only on
     the previous fold's weights and the data: a paper trader that loads fold k from disk
-    and fits fold k + 1 gets exactly the model of an uninterrupted walk-forward.
+    and fits fold k + 1 gets exactly the model of an uninterrupted walk-forward. With a
+    ``store`` and the fold's ``key``, the fitted model is also put in the store.
     """
     from models import lstm
 
@@ -184,12 +309,62 @@ def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous
     ahead = windows.end[(windows.end >= plan.forecast_start) & (windows.end < plan.forecast_end)]
     record = _record(plan, index, len(train), ahead, epochs, warm, losses[-1],
                      time.perf_counter() - t0, model_dir)
-    if model_dir is not None:
-        lstm.save(model, model_dir / Path(record.model_file).name, {
-            "fold": asdict(record), "model": model_cfg.model_dump(mode="json"),
-            "walkforward": wf.model_dump(mode="json"), "symbols": symbols,
-            "features": list(model_cfg.features)})
+    stored = False
+    if store is not None and key is not None:
+        record = replace(record, store_key=key)
+        stored = _put(store, key, model, {**_fold_meta(record, model_cfg, wf, symbols),
+                                          "runtime": lstm.runtime()})
+    _save_fold(store if stored else None, key, model, record, model_cfg, wf, symbols, model_dir)
     return model, record
+
+
+def _put(store: ModelStore, key: str, model: Any, meta: dict[str, Any]) -> bool:
+    """Store a fitted fold; a store that cannot be written costs reuse, not the run."""
+    try:
+        store.put(key, model, meta)
+    except OSError as exc:
+        log.warning("cannot write the model store %s (%s); this fold will be trained again "
+                    "next time", store.root, exc.strerror or exc)
+        return False
+    return True
+
+
+def _fold_meta(record: FoldRecord, model_cfg: ModelConfig, wf: WalkForwardConfig,
+               symbols: list[str]) -> dict[str, Any]:
+    """The settings saved beside every fold's model."""
+    return {"fold": asdict(record), "model": model_cfg.model_dump(mode="json"),
+            "walkforward": wf.model_dump(mode="json"), "symbols": symbols,
+            "features": list(model_cfg.features)}
+
+
+def _save_fold(store: ModelStore | None, key: str | None, model: Any, record: FoldRecord,
+               model_cfg: ModelConfig, wf: WalkForwardConfig, symbols: list[str],
+               model_dir: Path | None) -> None:
+    """The fold's model and settings in the run's ``model_dir``: linked from the store when
+    it holds the fold (no second copy of the weights), else saved."""
+    if model_dir is None:
+        return
+    from models import lstm
+
+    path = model_dir / Path(record.model_file).name
+    meta = _fold_meta(record, model_cfg, wf, symbols)
+    if store is None or key is None:
+        lstm.save(model, path, meta)
+        return
+    store.link_model(key, path)
+    tmp = path.with_name(f".{path.stem}.tmp.json")
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    tmp.replace(path.with_suffix(".json"))
+
+
+def _reused_record(plan: FoldPlan, index: pd.DatetimeIndex, ahead: np.ndarray,
+                   meta: dict[str, Any], seconds: float, model_dir: Path | None,
+                   key: str) -> FoldRecord:
+    """The record of a fold taken from the store: its training facts as saved."""
+    saved = meta["fold"]
+    record = _record(plan, index, saved["train_windows"], ahead, saved["epochs"],
+                     saved["warm_start"], saved["final_loss"], seconds, model_dir)
+    return replace(record, reused=True, store_key=key)
 
 
 def _next_bar_time(index: pd.DatetimeIndex, bar: int) -> pd.Timestamp:

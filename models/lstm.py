@@ -157,6 +157,29 @@ def load(path: Path) -> keras.Model:
     return keras.saving.load_model(path)
 
 
+def get_weights(model: keras.Model) -> list[np.ndarray]:
+    """The model's weights (not the optimizer's), in layer order."""
+    return model.get_weights()
+
+
+def set_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
+    """Put ``weights`` (from ``get_weights`` of a model of the same shape) into ``model``."""
+    model.set_weights(weights)
+
+
+def runtime() -> dict[str, str | None]:
+    """The Keras version, its backend and the backend library's version: what a fitted
+    model's weights may depend on besides the settings, the data and the seed."""
+    backend = keras.backend.backend()
+    module = sys.modules.get(backend)
+    if module is None and backend in ("tensorflow", "jax", "torch"):
+        import importlib
+
+        module = importlib.import_module(backend)
+    return {"keras": keras.__version__, "backend": backend,
+            "backend_version": getattr(module, "__version__", None)}
+
+
 def device_description() -> str:
     """Which backend and device the model runs on, e.g. ``tensorflow on CPU``."""
     backend = keras.backend.backend()

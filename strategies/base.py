@@ -1,63 +1,71 @@
-"""The base class every strategy derives from, and the broker costs they all share.
+"""The base class every strategy derives from: decisions as target weights, nothing more.
 
-A strategy says *what exposure it wants*; the base class turns that into orders. This keeps
-every strategy free of sizing and fill mechanics and makes lookahead impossible by
-construction: ``target()`` runs at a bar's close and sees bars up to that close only; the
-order it implies is sized and placed at the next bar's open and fills at that open.
+A strategy says *which side it wants* in each symbol at a bar's close; the base class turns
+that into target weights of equity and hands them to the broker, whose execution core fills
+them at the next bar's open (``engine.execution``). Strategies never size orders, never see
+costs and never read broker settings, and ``signal()`` sees bars up to the current close
+only, so lookahead is impossible by construction.
+
+Weights. With one traded symbol a signal of +1 means ``size`` x equity long. With several
+symbols sharing one account (portfolio mode) the equity is split equally among the symbols
+held after the decision: each holds ``size / k`` of equity, k being how many are held.
+When the set of held symbols changes (an entry or an exit), every held symbol is resized to
+that equal split; while it stays the same, nothing is traded (no rebalancing for drift).
 """
 
 from __future__ import annotations
 
-import math
-
 import backtrader as bt
 
 
-class CryptoCommission(bt.CommInfoBase):
-    """Percentage fee per fill, fractional position sizes (crypto trades in fractions)."""
-
-    params = (
-        ("stocklike", True),
-        ("commtype", bt.CommInfoBase.COMM_PERC),
-        ("percabs", True),
-    )
-
-    def getsize(self, price: float, cash: float) -> float:
-        return self.p.leverage * (cash / price)
-
-
 class TargetStrategy(bt.Strategy):
-    """Base class: subclasses implement ``target()``; the base trades it at the next open.
+    """Base class: subclasses implement ``signal()`` (or ``decide()`` for full control).
 
     Subclasses set a class attribute ``name`` (the name configs use) and may declare
-    backtrader ``params`` with defaults (their types are enforced when a config is loaded)
-    and a ``check_params`` classmethod for ranges and cross-field rules.
+    backtrader ``params`` with defaults (their types are enforced when a config is loaded),
+    a ``check_params`` classmethod for ranges and cross-field rules, and ``warmup_bars``
+    (how many bars the decision at a bar looks back, for paper trading's bounded replay).
 
     Params:
-        trade_start: Datetime of the first bar whose ``target()`` is acted on; earlier bars
+        trade_start: Datetime of the first bar whose decisions are acted on; earlier bars
             only warm up indicators. Defaults to None (trade from the first bar).
-        forecasts: Forecast table handed to strategies whose ``needs_forecast`` is True.
+        forecasts: ``{symbol: forecast table}`` for strategies whose ``needs_forecast`` is
+            True.
     """
 
     name: str = ""
     needs_forecast = False
     params = (("trade_start", None), ("forecasts", None))
 
-    def __init__(self):
-        self._pending: float | None = None
+    def signal(self, data) -> float | None:
+        """The side wanted in ``data``'s symbol at this close: 1 long, -1 short, 0 flat.
 
-    def target(self) -> float | None:
-        """The wanted position as a signed fraction of equity, or None to keep it.
-
-        1 is all equity long, 0 flat, -1 all equity short. Called at each bar's close. A
-        target on the side already held keeps the position as it is: positions are opened,
-        closed and reversed, never resized bar by bar (which would pay fees for drift).
+        None keeps whatever is held. Called at each bar's close inside the traded period.
         """
         raise NotImplementedError
+
+    def decide(self) -> tuple[dict[str, float], bool] | None:
+        """Target weights at this close and whether held positions are resized to them.
+
+        Defaults to the equal split of the module docstring over ``signal()``'s sides.
+        Returns None (or empty weights) to keep everything as it is.
+        """
+        sides = {d._name: self.signal(d) for d in self.datas}
+        held = {d._name: self.getposition(d).size for d in self.datas}
+        return equal_split(sides, held, getattr(self.p, "size", 1.0))
 
     @classmethod
     def check_params(cls, params: dict) -> None:
         """Raise ``engine.errors.InvalidKey`` for a bad parameter. Default: no rules."""
+
+    @classmethod
+    def check_symbols(cls, params: dict, symbols: tuple[str, ...], leverage: float) -> None:
+        """Raise ``InvalidKey`` if ``params`` do not fit the traded ``symbols``."""
+
+    @classmethod
+    def warmup_bars(cls, params: dict) -> int:
+        """Bars before a decision bar that its decision depends on. Defaults to 0."""
+        return 0
 
     @property
     def trading(self) -> bool:
@@ -65,59 +73,35 @@ class TargetStrategy(bt.Strategy):
         start = self.p.trade_start
         return start is None or self.data.datetime.datetime(0) >= start
 
-    @property
-    def exposure(self) -> float:
-        """The current position as a signed fraction of equity at the last close."""
-        value = self.broker.getvalue()
-        return self.position.size * self.data.close[0] / value if value else 0.0
-
-    @property
-    def pending_target(self) -> float | None:
-        """The target decided at the last bar's close, not yet traded (None: nothing)."""
-        return self._pending
-
     def next(self):
         if self.trading:
-            self._pending = self.target()
-
-    def next_open(self):
-        wanted, self._pending = self._pending, None
-        if wanted is not None:
-            self.rebalance(wanted)
-
-    def rebalance(self, wanted: float) -> None:
-        """Place the order that moves the position to ``wanted`` x equity at this open."""
-        size = self.position.size
-        delta = order_delta(wanted, size, self.broker.getcash(), self.data.open[0],
-                            self.broker.p.slip_perc,
-                            self.broker.getcommissioninfo(self.data).p.commission)
-        if wanted == 0 and size:
-            self.close()  # exactly the position, whatever rounding says
-        elif delta:
-            (self.buy if delta > 0 else self.sell)(size=abs(delta))
+            decision = self.decide()
+            if decision and decision[0]:
+                self.broker.order_targets(decision[0], decision[1],
+                                          self.data.datetime.datetime(0))
 
 
-def order_delta(wanted: float, size: float, cash: float, price: float, slippage: float,
-                commission: float) -> float:
-    """Units to buy (> 0) or sell (< 0) at ``price`` to hold ``wanted`` x equity; 0 = none.
+def equal_split(sides: dict[str, float | None], held: dict[str, float],
+                size: float) -> tuple[dict[str, float], bool] | None:
+    """Weights that split ``size`` x equity equally among the symbols held after ``sides``.
 
-    The one sizing rule of the engine, used by backtests and the paper broker alike:
-    a target on the side already held keeps the position; otherwise the position is
-    closed (if any) and the new one sized so that price, slippage and fee together use
-    ``|wanted|`` x the cash left after closing.
+    Args:
+        sides: Wanted side per symbol (1, -1, 0, or None to keep what is held).
+        held: Units held per symbol now.
+        size: Fraction of equity in the market when anything is held.
+
+    Returns:
+        (weights, resize): resize is True when the set of held symbols changes.
     """
-    if size and wanted and (size > 0) == (wanted > 0):
-        return 0.0  # already on that side
-    if wanted == 0:
-        return -size
-    # Cash once the current position (on the other side, if any) is closed at this price,
-    # after its slippage and fee; a short's sale proceeds are already in the cash.
-    free = cash
-    if size > 0:
-        free += size * price * (1 - slippage) * (1 - commission)
-    elif size < 0:
-        free -= -size * price * (1 + slippage) * (1 + commission)
-    units = abs(wanted) * free / (price * (1 + slippage) * (1 + commission)) * (1 - 1e-9)
-    if not math.isfinite(units) or units <= 0:
-        return 0.0
-    return math.copysign(units, wanted) - size
+    after = {s: side for s, side in sides.items() if side}
+    after.update({s: 1.0 if held[s] > 0 else -1.0
+                  for s, side in sides.items() if side is None and held.get(s)})
+    changed = set(after) != {s for s, units in held.items() if units}
+    n = len(after)
+    if changed:
+        weights = {s: size * side / n for s, side in after.items()}
+        weights.update({s: 0.0 for s in sides if s not in after and held.get(s)})
+        return weights, n > 1 or len(sides) > 1
+    # Same set: only reversals trade (a target on the side held keeps the position).
+    weights = {s: size * side / n for s, side in sides.items() if side}
+    return (weights, False) if weights else None

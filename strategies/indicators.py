@@ -32,9 +32,17 @@ class LSTMForecast(bt.Indicator):
         if index.tz is not None:
             index = index.tz_convert("UTC").tz_localize(None)  # backtrader datetimes are naive UTC
         values = zip(table["pred_close"], table["pred_return"], strict=True)
-        self._by_time = dict(zip(index.to_pydatetime(), values, strict=True))
+        # Keyed by backtrader's own date number, the float each bar's datetime line holds.
+        self._by_num = dict(zip(map(bt.date2num, index.to_pydatetime()), values, strict=True))
 
     def next(self):
-        close, ret = self._by_time.get(self.data.datetime.datetime(0), (math.nan, math.nan))
+        close, ret = self._by_num.get(self.data.datetime[0], (math.nan, math.nan))
         self.lines.pred_close[0] = close
         self.lines.pred_return[0] = ret
+
+    def once(self, start, end):
+        times = self.data.datetime.array
+        closes, returns = self.lines.pred_close.array, self.lines.pred_return.array
+        missing = (math.nan, math.nan)
+        for i in range(start, end):
+            closes[i], returns[i] = self._by_num.get(times[i], missing)

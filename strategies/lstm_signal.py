@@ -13,14 +13,16 @@ class LSTMSignal(TargetStrategy):
     """Long when the predicted next-bar return exceeds ``entry``, out below ``exit``.
 
     With ``short`` on, it goes short when the prediction falls below ``-entry`` and covers
-    above ``-exit``. Between the thresholds it keeps what it holds (hysteresis).
+    above ``-exit``. Between the thresholds it keeps what it holds (hysteresis). In
+    portfolio mode each symbol follows its own forecast, and the equity is split equally
+    among the symbols held (see ``strategies.base``).
 
     Params:
         entry: Predicted return that opens a long, e.g. 0.01 = +1%. Defaults to 0.0.
         exit: Predicted return below which a long is closed; must be <= entry.
             Defaults to 0.0.
         short: Also trade the mirror-image short side. Defaults to False.
-        size: Fraction of equity per position, in (0, 1]. Defaults to 1.0.
+        size: Fraction of equity in the market, in (0, 1]. Defaults to 1.0.
     """
 
     name = "lstm_signal"
@@ -28,18 +30,19 @@ class LSTMSignal(TargetStrategy):
     params = (("entry", 0.0), ("exit", 0.0), ("short", False), ("size", 1.0))
 
     def __init__(self):
-        super().__init__()
-        self.forecast = LSTMForecast(self.data, forecasts=self.p.forecasts)
+        tables = self.p.forecasts or {}
+        self.forecast = {d._name: LSTMForecast(d, forecasts=tables.get(d._name))
+                         for d in self.datas}
 
-    def target(self) -> float | None:
-        predicted = self.forecast.pred_return[0]
+    def signal(self, data) -> float | None:
+        predicted = self.forecast[data._name].pred_return[0]
         if math.isnan(predicted):
             return None
-        held = self.position.size
         if predicted > self.p.entry:
-            return self.p.size
+            return 1.0
         if self.p.short and predicted < -self.p.entry:
-            return -self.p.size
+            return -1.0
+        held = self.getposition(data).size
         if held > 0 and predicted < self.p.exit:
             return 0.0
         if held < 0 and predicted > -self.p.exit:

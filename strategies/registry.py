@@ -113,6 +113,21 @@ def check_specs(specs: Iterable[Any]) -> None:
         seen.add(label)
 
 
+def check_symbols(specs: Iterable[Any], symbols: tuple[str, ...], leverage: float) -> None:
+    """Check that each spec's parameters fit the ``symbols`` traded by one account.
+
+    Raises:
+        InvalidKey: The first problem found, located at ``[i].key``.
+    """
+    for i, spec in enumerate(specs):
+        cls = get_strategy(spec.name)
+        params = {**user_params(cls), **resolve_params(spec.name, spec.params)}
+        try:
+            cls.check_symbols(params, symbols, leverage)
+        except InvalidKey as exc:
+            raise InvalidKey((i,) + exc.loc, exc.value, exc.problem) from None
+
+
 def spec_label(spec: Any) -> str:
     """A short, unique display name: ``sma_cross(fast=10,slow=30)`` or ``buy_and_hold``."""
     if not spec.params:

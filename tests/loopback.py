@@ -5,12 +5,14 @@ through klines and reads tickers with its real HTTP and parsing code. The server
 candles it is given, counts requests, follows a controllable clock (a candle is served
 once its open time has come, so the last one served may still be open, as on Binance),
 and injects faults on demand: HTTP 429, 5xx, replies slower than the client's timeout,
-short pages and malformed JSON. It also accepts orders on the spot order endpoint
-(as the sandbox would) and records them.
+short pages, empty pages, malformed JSON, a garbled (cut-off) copy of the real reply, and
+an error reply that echoes the caller's credentials back. It also accepts orders on the
+spot order endpoint (as the sandbox would) and records them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -29,10 +31,12 @@ INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000,
 class Fault:
     """One injected fault: ``kind`` for the next ``times`` matching requests."""
 
-    kind: str  # an HTTP status ("429", "500", ...), "slow", "short", "malformed", "insufficient"
+    kind: str  # an HTTP status ("429", "500", ...), "slow", "short", "empty", "malformed",
+    # "garbled", "echo_key" or "insufficient"
     times: int = 1
     path: str = "/api/v3/klines"
     delay_s: float = 2.0  # for "slow"
+    after: int = 0  # matching requests served normally before the fault starts
 
 
 class LoopbackExchange:
@@ -74,10 +78,10 @@ class LoopbackExchange:
         return self.requests["/api/v3/klines"]
 
     def inject(self, kind: str, times: int = 1, path: str = "/api/v3/klines",
-               delay_s: float = 2.0) -> None:
-        """Make the next ``times`` requests to ``path`` fail with ``kind``."""
+               delay_s: float = 2.0, after: int = 0) -> None:
+        """Make ``times`` requests to ``path`` fail with ``kind``, after ``after`` good ones."""
         with self._lock:
-            self.faults.append(Fault(kind, times, path, delay_s))
+            self.faults.append(Fault(kind, times, path, delay_s, after))
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -100,6 +104,9 @@ class LoopbackExchange:
         with self._lock:
             for fault in self.faults:
                 if path.startswith(fault.path) and fault.times > 0:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
                     return fault
         return None
@@ -249,11 +256,14 @@ class LoopbackExchange:
                 fault = exchange._take_fault(parts.path)
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.delay_s)
-                failed = _fault_reply(fault)
+                failed = _fault_reply(fault, _credentials(self.headers))
                 if failed is not None:
                     return self._send(*failed)
                 status, payload = exchange._route(method, parts.path, query, self.headers, fault)
-                return self._send(status, json.dumps(payload))
+                body = json.dumps(payload)
+                if fault is not None and fault.kind == "garbled":
+                    body = body[: len(body) // 2]  # the real reply, cut off halfway
+                return self._send(status, body)
 
             def _send(self, status: int, body: str):
                 data = body.encode()
@@ -278,10 +288,25 @@ class LoopbackExchange:
         return Handler
 
 
-def _fault_reply(fault: Fault | None) -> tuple[int, str] | None:
+def _credentials(headers) -> str:
+    """What the caller sent to identify itself: binance's key header or HTTP basic auth."""
+    if headers.get("X-MBX-APIKEY"):
+        return headers["X-MBX-APIKEY"]
+    auth = headers.get("Authorization") or ""
+    if auth.startswith("Basic "):
+        return base64.b64decode(auth[6:]).decode(errors="replace")
+    return "(none)"
+
+
+def _fault_reply(fault: Fault | None, credentials: str = "") -> tuple[int, str] | None:
     """The reply that replaces a real one for failing fault kinds (None: serve normally)."""
     if fault is None:
         return None
+    if fault.kind == "empty":
+        return 200, "[]"
+    if fault.kind == "echo_key":  # a careless gateway quoting the request back
+        return 503, json.dumps({"code": -1001, "msg": f"Internal error serving key "
+                                                      f"{credentials}; try again"})
     if fault.kind.isdigit():
         status = int(fault.kind)
         payload = {"code": -1003, "msg": "Too many requests."} if status == 429 else \

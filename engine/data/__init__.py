@@ -23,7 +23,8 @@ from engine.config import DataConfig
 from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
-from engine.data.exchange import Downloader, make_exchange, timeframe_ms
+from engine.data.exchange import Downloader, make_exchange
+from engine.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
 
@@ -108,8 +109,7 @@ class MarketDataLoader:
         frames, reports = {}, {}
         for symbol in self.cfg.symbols:
             frame, source, fetched = self._read(symbol)
-            frame = normalise(frame)
-            validate(frame, symbol)
+            frame = normalise(frame)  # validated where it was read (_read), naming the source
             check_spacing(frame, symbol, step, self.cfg.timeframe)
             frame, gaps = apply_gap_policy(frame, symbol, step, self.cfg.gap_policy)
             frames[symbol] = frame
@@ -136,6 +136,7 @@ class MarketDataLoader:
         if symbol in self.cfg.csv:
             path = self.cfg.csv[symbol]
             frame = read_csv_candles(path, symbol)
+            validate(normalise(frame), symbol, f"fix or remove that row in {path}")
             ms = frame.index.as_unit("ms").asi8
             return frame[(ms >= since) & (ms < until)], f"csv:{path}", 0
         cache = CandleCache(self.cfg.cache_dir, self.cfg.exchange)
@@ -147,21 +148,29 @@ class MarketDataLoader:
 
     def _sync(self, cache: CandleCache, symbol: str, since: int, until: int,
               capped: bool) -> tuple[CachedCandles, int]:
-        """Bring the cache up to [since, until), downloading only what it lacks."""
+        """Bring the cache up to [since, until), downloading only what it lacks.
+
+        Downloads are validated before they are written: a bad candle never reaches the
+        cache, so a later run asks the exchange again instead of failing on it for ever.
+        """
         tf = self.cfg.timeframe
         cached = cache.read(symbol, tf)
+        if cached is not None:
+            validate(cached.frame, symbol, f"the row is in the cache file "
+                     f"{cache.path(symbol, tf)}; delete that file to download its candles "
+                     "again")
         if cached is None:
-            frame = rows_to_frame(self.downloader.fetch(symbol, tf, since, until))
+            frame = self._download(symbol, since, until, complete=not capped)
             candles = CachedCandles(frame, since, _covered_until(frame, since, until, capped, tf))
             cache.write(symbol, tf, candles)
             return candles, len(frame)
         parts = [cached.frame]
         covered_from, covered_until = cached.covered_from, cached.covered_until
         if since < covered_from:
-            parts.insert(0, rows_to_frame(self.downloader.fetch(symbol, tf, since, covered_from)))
+            parts.insert(0, self._download(symbol, since, covered_from))
             covered_from = since
         if covered_until < until:
-            tail = rows_to_frame(self.downloader.fetch(symbol, tf, covered_until, until))
+            tail = self._download(symbol, covered_until, until, complete=not capped)
             parts.append(tail)
             covered_until = _covered_until(tail, covered_until, until, capped, tf)
         fetched = sum(len(p) for p in parts) - len(cached.frame)
@@ -171,6 +180,20 @@ class MarketDataLoader:
         candles = CachedCandles(frame, covered_from, covered_until)
         cache.write(symbol, tf, candles)
         return candles, fetched
+
+    def _download(self, symbol: str, since: int, until: int,
+                  complete: bool = True) -> pd.DataFrame:
+        """Candles in [since, until) from the exchange, validated (not yet cached).
+
+        ``complete``: the range is in the past and must come whole (see
+        ``Downloader.fetch``); otherwise it ends at the clock and may stop short of it.
+        """
+        frame = normalise(rows_to_frame(self.downloader.fetch(
+            symbol, self.cfg.timeframe, since, until, complete)))
+        validate(frame, symbol, f"{self.cfg.exchange} sent it and nothing was cached, so the "
+                 "next run asks again (exchanges correct such candles); to go on now, read "
+                 "this market from a CSV file with data.csv")
+        return frame
 
 
 def load_market_data(cfg: DataConfig, **kwargs) -> MarketData:

@@ -53,8 +53,14 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[COLUMNS].astype("float64")
 
 
-def validate(frame: pd.DataFrame, symbol: str) -> None:
+def validate(frame: pd.DataFrame, symbol: str, fix: str = "fix or remove that row") -> None:
     """Refuse NaN, non-positive prices, negative volume and high < low, naming the row.
+
+    Args:
+        frame: The candles.
+        symbol: For the message.
+        fix: Where the row is and how to be rid of it, for the message (a CSV file, the
+            cache file, the exchange's reply). Defaults to "fix or remove that row".
 
     Raises:
         DataError: ``BTC/USDT: bad candle at 2020-03-12: high 10.0 < low 12.0``.
@@ -71,7 +77,7 @@ def validate(frame: pd.DataFrame, symbol: str) -> None:
             row = frame.loc[when]
             values = ", ".join(f"{c} {row[c]:g}" for c in COLUMNS)
             raise DataError(f"{symbol}: bad candle at {when:%Y-%m-%d %H:%M} UTC {problem} "
-                            f"({values}); fix or remove that row ({int(bad.sum())} such rows)")
+                            f"({values}; {int(bad.sum())} such rows); {fix}")
 
 
 def check_spacing(frame: pd.DataFrame, symbol: str, step: pd.Timedelta, timeframe: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,11 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt
+import pandas as pd
 from tqdm import tqdm
 
 from engine.config import DataConfig
 from engine.data.retry import call_with_retry
-from engine.errors import ConfigError, ExchangeError
+from engine.errors import ConfigError, ExchangeError, TemporaryExchangeError
+
+log = logging.getLogger(__name__)
 
 
 def make_exchange(cfg: DataConfig, sandbox: bool = False,
@@ -104,7 +108,7 @@ class Downloader:
         """
         ex = self.exchange
         if not self._markets_loaded:
-            self._call(f"{ex.id}: loading markets", ex.load_markets)
+            self._call(f"{ex.id}: loading markets", self._load_markets)
             self._markets_loaded = True
         if symbol not in ex.markets:
             import difflib
@@ -120,11 +124,30 @@ class Downloader:
             raise ExchangeError(f"{ex.id} does not serve candles (fetchOHLCV) through ccxt; "
                                 "pick another data.exchange or use data.csv")
 
-    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> list[list]:
+    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int,
+              complete: bool = True) -> list[list]:
         """Every candle with open time in [since_ms, until_ms), paging by ``since``.
 
         Pages may be shorter than asked (exchanges cap them differently); paging goes on
-        from the last candle received until ``until_ms`` or an empty page.
+        from the last candle received until ``until_ms``. Asked for candles from a time
+        before ``until_ms``, an exchange that has them returns the next ones; so an empty
+        page there is a fault (a glitch, a lagging replica), retried like any other, and
+        never taken as the end of the data: the caller gets the whole range or an error.
+
+        Args:
+            symbol: The market.
+            timeframe: The candle length.
+            since_ms: First open time wanted.
+            until_ms: End of the range (exclusive).
+            complete: The exchange must hold the whole range (a range of the past), so
+                an empty page that persists is an error. False for a range that ends at
+                the clock: the newest candles may be late (a halted market, a lagging
+                exchange), so after the retries the download ends there with a warning;
+                the caller must not count that span as held. Defaults to True.
+
+        Raises:
+            TemporaryExchangeError: Still failing, or still no candles, after the retries;
+                the message names the symbol and the span.
         """
         self.check_market(symbol, timeframe)
         ex = self.exchange
@@ -137,22 +160,61 @@ class Downloader:
         with tqdm(total=pages, desc=f"{symbol} {timeframe}", unit="page", leave=False,
                   disable=not self.progress or pages < 3) as bar:
             while cursor < until_ms:
-                page = self._call(what, lambda c=cursor: self._fetch_page(
-                    symbol, timeframe, c, limit))
-                page = [row for row in page or [] if row and row[0] >= cursor]
-                if not page:
+                try:
+                    page = self._call(what, lambda c=cursor: self._fetch_page(
+                        symbol, timeframe, c, limit))
+                except TemporaryExchangeError as exc:
+                    if not isinstance(exc.__cause__, EmptyPage):
+                        raise
+                    missing = _no_candles(what, cursor, until_ms, self.retries)
+                    if complete:
+                        raise TemporaryExchangeError(
+                            f"{missing}; nothing was cached for it; run again later, or set "
+                            "data.end before that span if the market stopped trading") from None
+                    log.warning("%s; going on without them, they are asked for again at "
+                                "the next run", missing)
                     break
                 rows.extend(row for row in page if row[0] < until_ms)
                 cursor = max(cursor, page[-1][0] + tf_ms)
                 bar.update(1)
         return rows
 
-
     def _fetch_page(self, symbol: str, timeframe: str, since: int, limit: int | None) -> list:
+        """One page of candles from ``since`` on; never empty (see ``fetch``)."""
         page = self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
         if not page:
             _check_reply_parsed(self.exchange)
+        page = [row for row in page or [] if row and row[0] >= since]
+        if not page:
+            raise EmptyPage(f"{self.exchange.id} sent no candles from {_stamp(since)}")
         return page
+
+    def _load_markets(self) -> dict:
+        """``load_markets``, refusing a reply that yields no markets at all.
+
+        ccxt parses a garbled market list into an empty one; taken at its word, every
+        symbol would then be "not on the exchange". Raising makes it a retried fault.
+        """
+        ex = self.exchange
+        markets = ex.load_markets(reload=True)
+        if not markets:
+            _check_reply_parsed(ex)
+            raise ccxt.BadResponse(f"{ex.id}: the market list reply lists no markets "
+                                   "(garbled or incomplete reply)")
+        return markets
+
+
+class EmptyPage(ccxt.BadResponse):
+    """No candles where the exchange must have some: retried as a temporary fault."""
+
+
+def _stamp(ms: int) -> str:
+    return f"{pd.Timestamp(ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
+
+
+def _no_candles(what: str, since: int, until: int, retries: int) -> str:
+    return (f"{what}: the exchange sent no candles from {_stamp(since)} to {_stamp(until)} in "
+            f"{retries + 1} attempts, though that span should have them")
 
 
 def _check_reply_parsed(exchange: ccxt.Exchange) -> None:
@@ -166,8 +228,8 @@ def _check_reply_parsed(exchange: ccxt.Exchange) -> None:
         try:
             json.loads(body)
         except ValueError:
-            raise ccxt.BadResponse(f"{exchange.id}: malformed JSON reply "
-                                   f"{body[:60]!r}") from None
+            raise ccxt.BadResponse(f"{exchange.id}: malformed JSON reply (not JSON, or cut "
+                                   f"off) {body[:60]!r}") from None
 
 
 def _page_limit(exchange: ccxt.Exchange) -> int | None:
@@ -178,9 +240,4 @@ def _page_limit(exchange: ccxt.Exchange) -> int | None:
         return None
 
 
-def timeframe_ms(timeframe: str) -> int:
-    """Length of one candle in milliseconds (``1d`` -> 86_400_000)."""
-    return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
-
-
-__all__ = ["Downloader", "ExchangeError", "make_exchange", "redirect_urls", "timeframe_ms"]
+__all__ = ["Downloader", "ExchangeError", "make_exchange", "redirect_urls"]

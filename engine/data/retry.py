@@ -10,6 +10,7 @@ from typing import TypeVar
 import ccxt
 
 from engine.errors import ExchangeError, TemporaryExchangeError
+from engine.secrets import redact
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ def describe_ccxt_error(exc: BaseException) -> str:
     """A short, one-line description of a ccxt error (its messages embed whole replies).
 
     ccxt reports a failed connection as just the URL; the reason (no DNS, refused,
-    timed out) is in the chained exception and is added here.
+    timed out) is in the chained exception and is added here. Credentials are blanked:
+    a reply may echo the API key, a URL may carry a proxy password.
     """
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(redact(str(exc)).split()) or type(exc).__name__
     reason = _connection_reason(exc.__cause__ or exc.__context__)
     if reason:
         text = f"{text}: {reason}"

@@ -27,10 +27,10 @@ from engine.data.exchange import make_exchange
 from engine.data.retry import call_with_retry, describe_ccxt_error
 from engine.errors import ConfigError, EngineError, TemporaryExchangeError
 from engine.paper.state import PaperState
+from engine.secrets import ENV_VARIABLES as KEY_VARIABLES
+from engine.secrets import redact
 
 log = logging.getLogger(__name__)
-KEY_VARIABLES = {"apiKey": "ENGINE_API_KEY", "secret": "ENGINE_API_SECRET",
-                 "password": "ENGINE_API_PASSWORD"}
 
 
 def credentials_from_env() -> dict[str, str]:
@@ -46,14 +46,6 @@ def credentials_from_env() -> dict[str, str]:
         raise ConfigError(f"--sandbox needs the environment variable(s) {', '.join(missing)} "
                           "with the exchange's testnet API key; keys are never read from files")
     return found
-
-
-def redact(text: str, secrets: dict[str, str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for value in secrets.values():
-        if value:
-            text = text.replace(value, "***")
-    return text
 
 
 def client_order_id(instance: str, when: str, symbol: str) -> str:
@@ -132,4 +124,4 @@ class SandboxOrders:
         return str(order.get("id"))
 
     def _clean(self, text: str) -> str:
-        return redact(text, self._secrets)
+        return redact(text)

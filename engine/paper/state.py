@@ -1,20 +1,34 @@
 """Paper-trading state in SQLite, changed in exactly one transaction per candle.
 
 Tables: ``meta`` (config fingerprint, strategy, start, last processed candle, model fold
-and file), ``books`` (cash and position per traded symbol), ``open_orders`` (targets to
-fill at the next candle's open), ``fills``, ``trades`` (closed round trips), ``candles``
-(equity and prices after each processed candle) and ``forecasts``. SQLite's journal
-makes each commit all-or-nothing: a ``kill -9`` at any moment loses at most the candle
-being processed, which the next run processes again; no candle is ever applied twice.
+and file), ``accounts`` (each trading account of the execution core as JSON: one per
+traded symbol, or one ``portfolio`` account), ``open_orders`` (target weights to fill at
+the next candle's open), ``fills``, ``trades`` (closed round trips), ``candles`` (prices,
+position and the account's cash and equity after each processed candle) and ``forecasts``.
+SQLite's journal makes each commit all-or-nothing: a ``kill -9`` at any moment loses at
+most the candle being processed, which the next run processes again; no candle is ever
+applied twice.
+
+Opening a state checks it before anything is written: SQLite's ``quick_check``, every
+table and column of ``_SCHEMA`` present, every meta value readable JSON. A trading run
+also holds an OS lock on ``<state>.lock`` for its whole life (one process per state) and
+keeps the last good copy in ``<state>.bak`` (the one before in ``<state>.bak.1``), made
+with SQLite's online backup API when the checks pass at open, at most hourly while it
+runs, and when it closes the state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import fcntl
 import json
+import logging
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +36,29 @@ import pandas as pd
 
 from engine.errors import StateError
 
+log = logging.getLogger(__name__)
+BACKUP_EVERY_S = 3600.0  # a long-running trader refreshes its backup at most this often
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS books (
-    symbol TEXT PRIMARY KEY, cash REAL NOT NULL, position REAL NOT NULL,
-    entry_price REAL NOT NULL, entry_fees REAL NOT NULL, fees REAL NOT NULL,
-    realized REAL NOT NULL, opened_at TEXT);
+CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS open_orders (
-    symbol TEXT PRIMARY KEY, target REAL NOT NULL, decided_at TEXT NOT NULL);
+    account TEXT NOT NULL, symbol TEXT NOT NULL, target REAL NOT NULL,
+    resize INTEGER NOT NULL, decided_at TEXT NOT NULL, PRIMARY KEY (account, symbol));
 CREATE TABLE IF NOT EXISTS fills (
-    id INTEGER PRIMARY KEY, time TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    size REAL NOT NULL, price REAL NOT NULL, commission REAL NOT NULL, value REAL NOT NULL,
-    decided_at TEXT NOT NULL, client_order_id TEXT, exchange_order_id TEXT);
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, time TEXT NOT NULL, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, size REAL NOT NULL, price REAL NOT NULL, commission REAL NOT NULL,
+    value REAL NOT NULL, decided_at TEXT NOT NULL, client_order_id TEXT,
+    exchange_order_id TEXT);
 CREATE TABLE IF NOT EXISTS trades (
-    id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, opened_at TEXT, closed_at TEXT NOT NULL,
-    side TEXT NOT NULL, size REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
-    pnl REAL NOT NULL);
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    size REAL NOT NULL, entry_time TEXT, exit_time TEXT NOT NULL, entry_price REAL NOT NULL,
+    exit_price REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL, return REAL,
+    bars_held INTEGER);
 CREATE TABLE IF NOT EXISTS candles (
-    time TEXT NOT NULL, symbol TEXT NOT NULL, open REAL NOT NULL, high REAL NOT NULL,
-    low REAL NOT NULL, close REAL NOT NULL, position REAL NOT NULL, cash REAL NOT NULL,
-    equity REAL NOT NULL, PRIMARY KEY (time, symbol));
+    time TEXT NOT NULL, symbol TEXT NOT NULL, account TEXT NOT NULL, open REAL NOT NULL,
+    high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, position REAL NOT NULL,
+    cash REAL NOT NULL, equity REAL NOT NULL, PRIMARY KEY (time, symbol));
 CREATE TABLE IF NOT EXISTS forecasts (
     time TEXT NOT NULL, symbol TEXT NOT NULL, pred_close REAL NOT NULL,
     pred_return REAL NOT NULL, fold INTEGER NOT NULL, PRIMARY KEY (time, symbol));
@@ -49,26 +66,12 @@ CREATE TABLE IF NOT EXISTS forecasts (
 
 
 @dataclass
-class Book:
-    """Cash and position of one traded symbol."""
-
-    symbol: str
-    cash: float
-    position: float = 0.0
-    entry_price: float = 0.0  # average price of the open position
-    entry_fees: float = 0.0  # fees paid opening it (charged to the round trip)
-    fees: float = 0.0  # all fees paid
-    realized: float = 0.0  # P&L of closed round trips, after fees
-    opened_at: str | None = None
-
-
-@dataclass
 class CandleUpdate:
     """Everything one processed candle changes; ``PaperState.apply`` commits it at once."""
 
     time: str
-    books: dict[str, Book]
-    open_orders: dict[str, tuple[float, str]]  # symbol -> (target, decided_at)
+    accounts: dict[str, dict[str, Any]]  # name -> Account.to_dict()
+    open_orders: list[dict[str, Any]]  # rows: account, symbol, target, resize, decided_at
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
     candles: list[dict[str, Any]] = field(default_factory=list)
@@ -76,61 +79,181 @@ class CandleUpdate:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def expected_schema() -> dict[str, list[str]]:
+    """Table -> column names, as ``_SCHEMA`` creates them (so a schema change is followed)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.executescript(_SCHEMA)
+        tables = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: [row[1] for row in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+def backup_path(path: Path) -> Path:
+    """The newest backup of ``path`` (``state.sqlite`` -> ``state.sqlite.bak``)."""
+    return path.with_name(f"{path.name}.bak")
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file a trading run holds (``state.sqlite`` -> ``state.sqlite.lock``)."""
+    return path.with_name(f"{path.name}.lock")
+
+
+def check(conn: sqlite3.Connection) -> str | None:
+    """What is wrong with an open state database, or None when it is sound. Writes nothing.
+
+    Raises:
+        sqlite3.DatabaseError: The file cannot even be read as a database.
+    """
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        first = " ".join(str(rows[0][0]).split()) if rows else "no answer"
+        return f"it fails SQLite's integrity check: {first[:120]}"
+    found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for table, columns in expected_schema().items():
+        if table not in found:
+            return f"its table {table} is missing"
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        lacking = [c for c in columns if c not in have]
+        if lacking:
+            return f"its table {table} lacks the column(s) {', '.join(lacking)}"
+    for key, value in conn.execute("SELECT key, value FROM meta"):
+        try:
+            json.loads(value)
+        except (TypeError, ValueError):
+            return f"its meta value {key!r} is not JSON ({str(value)[:40]!r})"
+    return None
+
+
+def recovery(path: Path) -> str:
+    """How to recover from a damaged state: restore the backup, or start afresh."""
+    backup = backup_path(path)
+    if backup.is_file():
+        saved = dt.datetime.fromtimestamp(backup.stat().st_mtime, dt.timezone.utc)
+        return (f"restore the last good copy ({backup}, saved {saved:%Y-%m-%d %H:%M} UTC) with "
+                f"python -m engine.paper restore --state {path}, or start a new --state file")
+    return "there is no backup of it; start a new --state file"
+
+
+def damaged(path: Path, what: str) -> StateError:
+    """The one-line error for a damaged state file."""
+    return StateError(f"{path}: the paper-trading state is damaged ({what}); nothing was "
+                      f"written to it; {recovery(path)}")
+
+
 class PaperState:
     """One state file. Open it with ``PaperState.open``; close it when done."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: int | None = None):
         self.path = path
         self.conn = conn
+        self._lock = lock
+        self._backed_up = float("-inf")
 
     @classmethod
-    def open(cls, path: str | Path) -> PaperState:
-        """Open (or create) a state file.
+    def open(cls, path: str | Path, exclusive: bool = True) -> PaperState:
+        """Open (or create) a state file, checked before anything is written to it.
+
+        Args:
+            path: The SQLite file.
+            exclusive: For a trading run: hold the lock file for as long as the state is
+                open (refusing a second run on the same file) and back up the checked state.
+                ``False`` opens an existing state to read it (``status``), beside a run.
 
         Raises:
-            StateError: The file is not a SQLite database of this engine.
+            StateError: Another process holds the state; the file is not a state file, or
+                is damaged (the message says how to recover); or, with ``exclusive=False``,
+                there is no state at ``path``.
         """
         path = Path(path)
+        if not exclusive and not path.is_file():
+            raise StateError(f"{path}: no such state file; pass the --state used with "
+                             "python -m engine.paper run")
         path.parent.mkdir(parents=True, exist_ok=True)
+        lock = acquire_lock(path) if exclusive else None
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{path}: not a paper-trading state file ({exc}); pass another "
-                             "--state path") from None
-        return cls(path, conn)
+            conn = _connect(path, create=exclusive)
+        except BaseException:
+            release_lock(lock)
+            raise
+        state = cls(path, conn, lock)
+        if exclusive and _newer_than_backup(path):
+            state.backup()
+        return state
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the file; a trading run backs up the state it leaves and drops its lock."""
+        try:
+            if self._lock is not None:
+                self.backup()
+        finally:
+            self.conn.close()
+            release_lock(self._lock)
+            self._lock = None
+
+    def backup(self) -> Path | None:
+        """Copy the state to ``<state>.bak`` (the previous one becomes ``.bak.1``).
+
+        SQLite's online backup API copies a consistent snapshot. A state that fails its
+        integrity check is never copied over a good backup.
+        """
+        target = backup_path(self.path)
+        tmp = target.with_name(f"{target.name}.tmp")
+        try:
+            problem = check(self.conn)
+            if problem is None:
+                tmp.unlink(missing_ok=True)
+                with contextlib.closing(sqlite3.connect(tmp)) as copy:
+                    self.conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        except sqlite3.Error as exc:
+            problem = f"SQLite: {exc}"
+        if problem:
+            log.warning("%s: the backup %s was kept as it was: %s", self.path, target, problem)
+            return None
+        if target.exists():
+            os.replace(target, target.with_name(f"{target.name}.1"))
+        os.replace(tmp, target)
+        self._backed_up = time.monotonic()
+        return target
 
     # --- meta ---------------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+        """Every meta value (checked as JSON when the state was opened)."""
+        meta = {}
+        for key, value in self.conn.execute("SELECT key, value FROM meta"):
+            try:
+                meta[key] = json.loads(value)
+            except (TypeError, ValueError):
+                raise damaged(self.path, f"its meta value {key!r} is not JSON") from None
+        return meta
 
-    def initialise(self, meta: dict[str, Any], books: Iterable[Book]) -> None:
-        """Write the first meta data and empty books in one transaction."""
+    def initialise(self, meta: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> None:
+        """Write the first meta data and the new accounts in one transaction."""
         with self._transaction():
             self._put_meta(meta)
-            for book in books:
-                self._put_book(book)
+            self._put_accounts(accounts)
 
     # --- reads --------------------------------------------------------------------------
 
-    def books(self) -> dict[str, Book]:
-        rows = self.conn.execute("SELECT symbol, cash, position, entry_price, entry_fees, fees, "
-                                 "realized, opened_at FROM books")
-        return {row[0]: Book(*row) for row in rows}
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        """Each account's ``Account.to_dict()``, by name."""
+        rows = self.conn.execute("SELECT name, state FROM accounts ORDER BY rowid")
+        return {name: json.loads(state) for name, state in rows}
 
-    def open_orders(self) -> dict[str, tuple[float, str]]:
-        rows = self.conn.execute("SELECT symbol, target, decided_at FROM open_orders")
-        return {symbol: (target, decided) for symbol, target, decided in rows}
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Target weights waiting for the next open: account, symbol, target, resize,
+        decided_at."""
+        return self.table("open_orders").to_dict("records")
+
+    def recent_forecasts(self, since: str) -> pd.DataFrame:
+        """The forecasts made at candles from ``since`` (ISO time) on."""
+        return pd.read_sql_query("SELECT * FROM forecasts WHERE time >= ? ORDER BY rowid",
+                                 self.conn, params=(since,))
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole table (fills, trades, candles, forecasts) as a DataFrame."""
-        if name not in ("fills", "trades", "candles", "forecasts"):
+        if name not in ("fills", "trades", "candles", "forecasts", "open_orders"):
             raise ValueError(name)
         return pd.read_sql_query(f"SELECT * FROM {name} ORDER BY rowid", self.conn)
 
@@ -149,17 +272,16 @@ class PaperState:
             if (json.loads(found[0]) if found else None) != expected_last:
                 raise StateError(f"{self.path} is being updated by another paper-trading "
                                  "process; run one process per state file")
-            for book in update.books.values():
-                self._put_book(book)
+            self._put_accounts(update.accounts)
             self.conn.execute("DELETE FROM open_orders")
-            self.conn.executemany(
-                "INSERT INTO open_orders VALUES (?, ?, ?)",
-                [(s, target, decided) for s, (target, decided) in update.open_orders.items()])
+            self._insert("open_orders", update.open_orders)
             self._insert("fills", update.fills)
             self._insert("trades", update.trades)
             self._insert("candles", update.candles)
             self._insert("forecasts", update.forecasts)
             self._put_meta({**update.meta, "last_processed": update.time})
+        if self._lock is not None and time.monotonic() - self._backed_up >= BACKUP_EVERY_S:
+            self.backup()
 
     def unsent_orders(self) -> pd.DataFrame:
         """Fills to mirror on the sandbox whose order is not known to be placed yet."""
@@ -187,10 +309,9 @@ class PaperState:
         self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                               [(k, json.dumps(v, default=str)) for k, v in meta.items()])
 
-    def _put_book(self, book: Book) -> None:
-        values = asdict(book)
-        self.conn.execute(f"INSERT OR REPLACE INTO books ({', '.join(values)}) "
-                          f"VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+    def _put_accounts(self, accounts: dict[str, dict[str, Any]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)",
+                              [(name, json.dumps(state)) for name, state in accounts.items()])
 
     def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -199,3 +320,73 @@ class PaperState:
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))})",
                 [tuple(row[c] for c in columns) for row in rows])
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    """Open ``path``, check it, and create the tables only in a new, empty database."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"{path}: cannot open the state file ({exc})") from None
+    try:
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        if tables == 0 and create:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+        problem = check(conn)
+        if problem is None:
+            conn.execute("PRAGMA synchronous=FULL")
+            return conn
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if "not a database" in str(exc) and not backup_path(path).is_file():
+            raise StateError(f"{path}: not a paper-trading state file ({exc}); pass another "
+                             "--state path") from None
+        raise damaged(path, f"SQLite: {exc}") from None
+    conn.close()
+    if tables and "meta" not in _tables(path):
+        raise StateError(f"{path}: not a paper-trading state file (a SQLite database without "
+                         "its tables); pass another --state path")
+    raise damaged(path, problem)
+
+
+def _newer_than_backup(path: Path) -> bool:
+    """Whether the state changed since its last backup (by file times)."""
+    backup = backup_path(path)
+    if not backup.is_file():
+        return True
+    files = [p for p in (path, path.with_name(f"{path.name}-wal")) if p.is_file()]
+    return max(p.stat().st_mtime for p in files) > backup.stat().st_mtime
+
+
+def _tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+
+
+def acquire_lock(path: Path) -> int:
+    """Lock ``<state>.lock`` for this process's life; the OS drops it when the process
+    ends, however it ends (kill -9 included). Returns the lock's file descriptor.
+
+    Raises:
+        StateError: Another process holds it; the message names the state and that pid.
+    """
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StateError(f"{path} is in use by another paper-trading process (pid {holder}); "
+                         "run one process per state file: stop that one first, or pass "
+                         "another --state file") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def release_lock(fd: int | None) -> None:
+    """Give back a lock taken by ``acquire_lock`` (None: nothing to do)."""
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

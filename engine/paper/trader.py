@@ -6,10 +6,16 @@ For each newly closed candle, in order, it:
 2. fills the orders decided at the previous candle's close at this candle's open;
 3. re-fits the forecaster when the walk-forward schedule says so (the same folds, seeds
    and warm starts as the backtest) and forecasts the next close;
-4. runs the configured strategy class in backtrader over the paper period to get its
-   decision at this close (the same code as the backtest: no second copy of the logic);
-5. records an order for the next open, or fills it now at the ticker (``paper.fill``);
+4. runs the configured strategy class in backtrader over the bars its decision looks back
+   on (``warmup_bars``), with the paper account's positions, to get its target weights at
+   this close (the same code as the backtest: no second copy of the logic);
+5. records the targets for the next open, or fills them now at the ticker (``paper.fill``);
 6. commits all of it, and the candle as processed, in one SQLite transaction.
+
+Every fill goes through the execution core's ``Account`` (``engine.execution``), the one
+the backtest's broker drives, so paper trading and the backtest fill alike. A candle's
+cost does not grow with the length of the paper history: the strategy replays a bounded
+window and the state is read in bounded pieces.
 """
 
 from __future__ import annotations
@@ -30,20 +36,21 @@ from engine.config import Config, StrategySpec
 from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, StateError
-from engine.paper import broker as paper_broker
+from engine.execution import Account, Bar
+from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
-from engine.paper.state import Book, CandleUpdate, PaperState
-from engine.simulation import simulate
+from engine.paper.state import CandleUpdate, PaperState
+from engine.simulation import PORTFOLIO, make_account, simulate
 from engine.walkforward import (
     build_windows,
     first_train_end,
-    fit_fold,
     forecast,
+    next_fold,
     plan_folds,
     run_walkforward,
 )
 from models.features import to_prices
-from strategies.registry import get_strategy, resolve_params, spec_label
+from strategies.registry import get_strategy, resolve_params, spec_label, user_params
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +58,8 @@ log = logging.getLogger(__name__)
 def fingerprint(cfg: Config) -> str:
     """What a state file is bound to: everything that changes trading, not paths or ends."""
     data = cfg.to_dict()
-    for key in ("end", "cache_dir", "csv", "api_url", "exchange_options", "retries",
-                "retry_backoff_s"):
+    for key in ("end", "cache_dir", "model_store", "csv", "api_url", "exchange_options",
+                "retries", "retry_backoff_s"):
         data["data"].pop(key, None)
     data.pop("output_dir", None)
     data["paper"].pop("poll_seconds", None)
@@ -101,6 +108,7 @@ class PaperTrader:
                               "data.csv from the config")
         self.spec = chosen_strategy(self.cfg)
         self._check_state()
+        self.store = ModelStore.for_data(self.cfg.data)  # the backtest's fitted folds
         self.loader = MarketDataLoader(self.cfg.data.model_copy(update={"end": None}),
                                        exchange=self.exchange, now_ms=self.now_ms,
                                        sleep=self.sleep, progress=self.progress)
@@ -163,14 +171,15 @@ class PaperTrader:
     # --- one candle ---------------------------------------------------------------------
 
     def _start(self, market: MarketData) -> None:
-        """A new state file: empty books, bound to this config, starting at the last candle."""
-        books = [Book(s, self.cfg.broker.cash) for s in self.cfg.traded_symbols]
+        """A new state file: new accounts, bound to this config, starting at the last candle."""
+        accounts = {self._name(symbols): make_account(self.cfg.broker).to_dict()
+                    for symbols in self.cfg.symbol_groups}
         self.state.initialise({
             "fingerprint": fingerprint(self.cfg), "config_file": str(self.cfg.source),
             "config": self.cfg.to_dict(), "strategy": spec_label(self.spec),
             "start": market.index[-1].isoformat(), "symbols": list(self.cfg.traded_symbols),
             "fill": self.cfg.paper.fill, "broker": self.cfg.broker.model_dump(),
-            "instance": uuid.uuid4().hex[:6]}, books)
+            "instance": uuid.uuid4().hex[:6]}, accounts)
 
     def _report_gaps(self, market: MarketData, when: pd.Timestamp) -> None:
         for symbol, report in market.reports.items():
@@ -183,52 +192,83 @@ class PaperTrader:
         (candles caught up after downtime fill at the next open, never at today's price)."""
         frames = {s: f.iloc[: t + 1] for s, f in market.frames.items()}
         when = market.index[t].isoformat()
-        books = self.state.books()
-        update = CandleUpdate(when, books, {})
-        instance = meta["instance"]
-        # 1. Orders decided at the previous close fill at this candle's open.
-        for symbol, (target, decided_at) in self.state.open_orders().items():
-            bar = frames[symbol].iloc[-1]
-            self._fill(update, books[symbol], target, bar["open"], when, decided_at, instance,
-                       high=bar["high"], low=bar["low"])
+        accounts = self._accounts()
+        update = CandleUpdate(when, {}, [])
+        # 1. Targets decided at the previous close fill at this candle's open.
+        for name, (targets, resize, decided_at) in self._open_orders().items():
+            symbols = self._symbols(name)
+            bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in symbols}
+            self._fill(update, name, accounts[name], targets, bars, t, decided_at, resize, meta)
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
         fold, model_file, row = self._forecast(frames, t, meta)
         update.meta.update(model_fold=fold, model_file=model_file)
         update.forecasts = [{"time": when, "symbol": s, "pred_close": close, "pred_return": ret,
                              "fold": fold} for s, (close, ret) in row.items()]
         # 3. The strategy's decision at this close, from the backtest's own class.
-        start = pd.Timestamp(meta["start"])
-        known = self.state.table("forecasts")
-        for symbol in self.cfg.traded_symbols:
-            target = self._decide(frames[symbol], symbol, start, known, update.forecasts)
-            book = books[symbol]
-            if target is None or not paper_broker.changes_position(book, target):
+        for symbols in self.cfg.symbol_groups:
+            name, account = self._name(symbols), accounts[self._name(symbols)]
+            decision = self._decide({s: frames[s] for s in symbols}, account, update.forecasts)
+            if decision is None or not account.changes(*decision):
                 continue
+            targets, resize = decision
             if self.cfg.paper.fill == "ticker" and live:
-                self._fill(update, book, target, self._ticker(symbol), when, when, instance)
+                bars = {s: Bar(self._ticker(s)) for s in symbols}
+                self._fill(update, name, account, targets, bars, t, when, resize, meta)
             else:
-                update.open_orders[symbol] = (target, when)
-        # 4. Mark every book at this close.
-        for symbol in self.cfg.traded_symbols:
-            bar, book = frames[symbol].iloc[-1], books[symbol]
-            update.candles.append({
-                "time": when, "symbol": symbol, "open": bar["open"], "high": bar["high"],
-                "low": bar["low"], "close": bar["close"], "position": book.position,
-                "cash": book.cash, "equity": paper_broker.equity(book, bar["close"])})
+                update.open_orders += [{"account": name, "symbol": s, "target": w,
+                                        "resize": int(resize), "decided_at": when}
+                                       for s, w in targets.items()]
+        # 4. Mark every account at this close.
+        for symbols in self.cfg.symbol_groups:
+            name, account = self._name(symbols), accounts[self._name(symbols)]
+            closes = {s: float(frames[s]["close"].iloc[-1]) for s in symbols}
+            equity = account.equity(closes)
+            for symbol in symbols:
+                bar = frames[symbol].iloc[-1]
+                update.candles.append({
+                    "time": when, "symbol": symbol, "account": name, "open": bar["open"],
+                    "high": bar["high"], "low": bar["low"], "close": bar["close"],
+                    "position": account.size(symbol), "cash": account.cash, "equity": equity})
+            update.accounts[name] = account.to_dict()
         return update
 
-    def _fill(self, update: CandleUpdate, book: Book, target: float, price: float, when: str,
-              decided_at: str, instance: str, high: float | None = None,
-              low: float | None = None) -> None:
-        fill, trade = paper_broker.execute(book, target, price, self.cfg.broker, when,
-                                           decided_at, high, low)
-        if fill is None:
-            return
-        if self.orders is not None:  # sent after the commit (SandboxOrders.send_pending)
-            fill["client_order_id"] = client_order_id(instance, when, book.symbol)
-        update.fills.append(fill)
-        if trade is not None:
-            update.trades.append(trade)
+    @staticmethod
+    def _name(symbols: tuple[str, ...]) -> str:
+        """An account's name: its symbol, or ``portfolio`` for a shared account."""
+        return symbols[0] if len(symbols) == 1 else PORTFOLIO
+
+    def _symbols(self, name: str) -> tuple[str, ...]:
+        """The symbols the account ``name`` trades."""
+        return next(s for s in self.cfg.symbol_groups if self._name(s) == name)
+
+    def _accounts(self) -> dict[str, Account]:
+        broker = self.cfg.broker
+        costs = make_account(broker).costs
+        return {name: Account.from_dict(data, costs, broker.leverage)
+                for name, data in self.state.accounts().items()}
+
+    def _open_orders(self) -> dict[str, tuple[dict[str, float], bool, str]]:
+        """Per account: (targets, resize, decided_at) waiting for this open."""
+        orders: dict[str, tuple[dict[str, float], bool, str]] = {}
+        for row in self.state.open_orders():
+            targets, _, _ = orders.setdefault(row["account"],
+                                              ({}, bool(row["resize"]), row["decided_at"]))
+            targets[row["symbol"]] = row["target"]
+        return orders
+
+    def _fill(self, update: CandleUpdate, name: str, account: Account,
+              targets: dict[str, float], bars: dict[str, Bar], t: int, decided_at: str,
+              resize: bool, meta: dict) -> None:
+        fills, trades = account.rebalance(targets, bars, update.time, decided_at, bar=t,
+                                          resize=resize)
+        for fill in fills:
+            fill["account"] = name
+            if self.orders is not None:  # sent after the commit (SandboxOrders.send_pending)
+                fill["client_order_id"] = client_order_id(meta["instance"], update.time,
+                                                          fill["symbol"])
+        update.fills += fills
+        update.trades += [{**{k: v for k, v in trade.items() if k != "open_at_end"},
+                           "account": name} for trade in trades]
 
     def _ticker(self, symbol: str) -> float:
         exchange = self.loader.downloader.exchange
@@ -250,12 +290,12 @@ class PaperTrader:
         windows = build_windows(frames, mc)
         fold = meta.get("model_fold")
         if fold is None:  # the first candle: the whole walk-forward up to here
-            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress)
+            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress,
+                                     store=self.store)
             model_file = result.folds[-1].model_file
         elif plan.index != fold:  # a re-fit is due: the next fold, from this fold's model
             previous = self._model(fold, meta["model_file"])
-            _, record = fit_fold(plan, index, windows, previous, mc, wf, self.model_dir,
-                                 list(frames))
+            record = next_fold(frames, previous, mc, wf, self.model_dir, self.store)
             model_file = record.model_file
         else:
             model_file = meta["model_file"]
@@ -274,17 +314,33 @@ class PaperTrader:
             if not path.is_file():
                 raise StateError(f"{path}: the model of fold {fold} is missing; restore it or "
                                  "start a new --state file")
-            self._models[fold] = lstm.load(path)
+            try:
+                self._models[fold] = lstm.load(path)
+            except Exception as exc:  # Keras reports a cut-off file as "File not found"
+                raise StateError(f"{path}: the model of fold {fold} cannot be read, the file "
+                                 f"is damaged ({type(exc).__name__}); put back a good copy of "
+                                 "it, or start a new --state file") from None
         return self._models[fold]
 
-    def _decide(self, frame: pd.DataFrame, symbol: str, start: pd.Timestamp,
-                known: pd.DataFrame, new: list[dict]) -> float | None:
-        """The strategy's target at the last bar of ``frame``, replayed from the start."""
-        rows = pd.concat([known[known["symbol"] == symbol],
-                          pd.DataFrame([r for r in new if r["symbol"] == symbol])])
-        table = rows.set_index(pd.DatetimeIndex(pd.to_datetime(rows["time"], utc=True)))
-        run = simulate(frame, symbol, get_strategy(self.spec.name),
-                       resolve_params(self.spec.name, self.spec.params), self.cfg.broker,
-                       trade_start=start, forecasts=table[["pred_close", "pred_return"]])
-        return run.pending
+    def _decide(self, frames: dict[str, pd.DataFrame], account: Account,
+                new: list[dict]) -> tuple[dict[str, float], bool] | None:
+        """The strategy's targets at the last bar of ``frames``, with ``account``'s positions.
 
+        Only the bars the decision looks back on are replayed (the strategy's
+        ``warmup_bars``), so this costs the same after ten candles as after ten thousand.
+        """
+        cls = get_strategy(self.spec.name)
+        params = resolve_params(self.spec.name, self.spec.params)
+        keep = cls.warmup_bars({**user_params(cls), **params}) + 1
+        window = {s: f.iloc[-keep:] for s, f in frames.items()}
+        start = next(iter(window.values())).index[0]
+        forecasts = None
+        if cls.needs_forecast:
+            rows = pd.concat([self.state.recent_forecasts(start.isoformat()), pd.DataFrame(new)])
+            rows.index = pd.DatetimeIndex(pd.to_datetime(rows["time"], utc=True))
+            forecasts = {s: rows.loc[rows["symbol"] == s, ["pred_close", "pred_return"]]
+                         for s in frames}
+        last = next(iter(window.values())).index[-1]
+        run = simulate(window, cls, params, self.cfg.broker, trade_start=last,
+                       forecasts=forecasts, account=account, fill=False)
+        return run.pending

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from engine.report import periods_per_year, trading_metrics, write_json
+from engine.report import trading_metrics, write_json
 from engine.simulation import StrategyRun
 from engine.sweep import plots, stats
 from engine.sweep import trial as trials
 from engine.sweep.spec import SweepSpec
+from engine.timeframes import periods_per_year
 
 
 def trials_frame(spec: SweepSpec, records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def holdout_result(spec: SweepSpec, split, best: dict[str, Any]) -> dict[str, An
     first = before[-1] if len(before) else start  # returns from the last selection close on
     equity = run.equity[run.equity.index >= first]
     fills = run.fills[run.fills["time"] >= start] if not run.fills.empty else run.fills
-    trades = [t for t in run.trades if t["close"] is None or _utc(t["close"]) >= start]
+    trades = [t for t in run.trades if t["exit_time"] is None or _utc(t["exit_time"]) >= start]
     part = StrategyRun(run.label, run.symbol, equity, run.position.loc[equity.index], fills,
                        trades, float(fills["commission"].sum()) if len(fills) else 0.0)
     metrics = trading_metrics(part, periods_per_year(cfg.data.timeframe))

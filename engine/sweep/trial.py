@@ -26,9 +26,10 @@ import pandas as pd
 from engine.config import Config
 from engine.data import MarketData
 from engine.errors import EngineError
-from engine.report import forecast_metrics, periods_per_year, trading_metrics, write_json
-from engine.simulation import StrategyRun
+from engine.report import forecast_metrics, trading_metrics, write_json
+from engine.simulation import PORTFOLIO, StrategyRun
 from engine.sweep.spec import Objective, trial_key
+from engine.timeframes import periods_per_year
 from strategies.registry import spec_label
 
 RESULT = "result.json"
@@ -57,6 +58,8 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
     label = spec_label(spec)
     traded = cfg.traded_symbols
     symbol = objective.symbol if objective.symbol in traded else traded[0]
+    if cfg.backtest.portfolio:  # one account trades every symbol
+        symbol = PORTFOLIO
     return next(r for r in runs if r.label == label and r.symbol == symbol)
 
 

@@ -83,8 +83,9 @@ def test_report_json_has_every_section(cli_run):
     # forecasts the bar after it (what a live trader acts on next).
     assert [f["forecasts"] for f in report["folds"]] == [50, 50, 50, 1]
     assert {"train_start", "train_end", "forecast_start", "forecast_end", "epochs",
-            "final_loss", "seconds"} <= set(report["folds"][0])
+            "final_loss", "seconds", "reused", "store_key"} <= set(report["folds"][0])
     run_info = report["run"]
+    assert (run_info["folds_trained"], run_info["folds_reused"]) == (4, 0)
     assert run_info["config_hash"] and run_info["device"].startswith("tensorflow on")
     assert set(run_info["seconds"]) == {"data", "training", "backtest", "total"}
     assert run_info["data"]["bars"] == 400 and run_info["versions"]["backtrader"]
@@ -145,7 +146,8 @@ def test_persistence_mse_on_exactly_the_forecast_bars(cli_run, served):
 def test_same_seed_same_report_in_and_out_of_process(cli_run):
     config, out, _ = cli_run
     cfg = load_config(config, {"output_dir": str(out.parent / "again")})
-    again = run(cfg, progress=False)
+    again = run(cfg, progress=False, retrain=True)  # trained again, not taken from the store
+    assert again.walkforward.folds_reused == 0
     first = json.loads((out / "report.json").read_text())
     second = json.loads((again.output_dir / "report.json").read_text())
     assert strip(first)["forecast"] == strip(second)["forecast"]

@@ -68,7 +68,21 @@ BAD = [
      "data.exchange_options.apiKey = '...' is a credential"),
     ({"backtest": {"symbols": ["SOL/USDT"]}},
      "backtest.symbols = 'SOL/USDT' is not in data.symbols"),
+    # Booleans and strings are not numbers; cash is finite and sane.
+    ({"model": {"epochs": True}}, "model.epochs = True should be a valid integer"),
+    ({"model": {"units": "32"}}, "model.units = '32' should be a valid integer"),
+    ({"model": {"learning_rate": False}}, "model.learning_rate = False should be a valid number"),
+    ({"walkforward": {"warm_start": "yes"}},
+     "walkforward.warm_start = 'yes' should be a valid boolean"),
+    ({"broker": {"cash": float("inf")}}, "broker.cash = inf should be a finite number"),
+    ({"broker": {"cash": float("nan")}}, "broker.cash = nan should be a finite number"),
+    ({"broker": {"cash": 1e308}}, "broker.cash = 1e+308 must be <= 1000000000000.0"),
 ]
+
+# Credentials under any spelling ccxt would take, at any depth of the options.
+CREDENTIAL_KEYS = ["apiKey", "api_key", "API-KEY", "secret", "secret_key", "SecretKey",
+                   "password", "passphrase", "uid", "UID", "privateKey", "private_key",
+                   "walletAddress", "wallet_address", "token", "accessToken", "login", "twofa"]
 
 
 @pytest.mark.parametrize(("override", "expected"), BAD)
@@ -125,3 +139,44 @@ def test_cli_subprocess_has_no_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: {path}: data.timeframe = 'fortnight' is not a timeframe such as 1m, 15m, "
         "1h, 4h, 1d or 1w"]
+
+
+@pytest.mark.parametrize("key", CREDENTIAL_KEYS)
+def test_credentials_in_exchange_options_are_refused(tmp_path, key):
+    for options, where in (({key: "s3cr3t-value"}, key),
+                           ({"options": {key: "s3cr3t-value"}}, f"options.{key}"),
+                           ({"headers": {"X-MBX-APIKEY": "s3cr3t-value"}}, None)):
+        raw = config_dict(tmp_path, data={"exchange_options": options})
+        with pytest.raises(ConfigError) as info:
+            load_config(write_config(tmp_path, raw))
+        message = str(info.value)
+        assert "is a credential" in message and "ENGINE_API_KEY" in message
+        assert "s3cr3t-value" not in message
+        if where:
+            assert f"data.exchange_options.{where} = '...'" in message
+
+
+def test_plain_exchange_options_are_still_accepted(tmp_path):
+    raw = config_dict(tmp_path, data={"exchange_options": {
+        "timeout": 500, "options": {"adjustForTimeDifference": True, "defaultType": "spot"}}})
+    assert load_config(write_config(tmp_path, raw)).data.exchange_options["timeout"] == 500
+
+
+def test_duplicate_yaml_keys_are_refused_with_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("broker:\n  cash: 500\nmodel:\n  units: 4\nbroker:\n  commission: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"{path}: invalid YAML at line 5, column 1: the key 'broker' "
+                               "appears twice (lines 1 and 5); keep one and merge their contents")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("model:\n  units: 4\n  units: 8\n")
+    with pytest.raises(ConfigError, match=r"'units' appears twice \(lines 2 and 3\)"):
+        load_config(nested)
+
+
+def test_url_credentials_are_blanked_in_the_written_config(tmp_path):
+    raw = config_dict(tmp_path, data={"api_url": "http://me:pa55word-x1@127.0.0.1:9"})
+    cfg = load_config(write_config(tmp_path, raw))
+    assert cfg.data.api_url == "http://me:pa55word-x1@127.0.0.1:9"  # used as given
+    assert cfg.to_dict()["data"]["api_url"] == "http://***@127.0.0.1:9"

@@ -22,6 +22,7 @@ from engine.paper.trader import PaperTrader
 from engine.simulation import simulate
 from engine.walkforward import run_walkforward
 from strategies.lstm_signal import LSTMSignal
+from strategies.registry import get_strategy
 from tests.conftest import config_dict, make_ohlcv, write_config
 from tests.loopback import LoopbackExchange
 
@@ -92,8 +93,8 @@ def test_paper_trades_equal_the_backtest_over_the_same_bars(tmp_path, candles):
     cfg = trader.cfg
     wf = run_walkforward(candles, cfg.model, cfg.walkforward, None, progress=False)
     for symbol in ("BTC/USDT", "ETH/USDT"):
-        run = simulate(candles[symbol], symbol, LSTMSignal, {"entry": 0.002}, cfg.broker,
-                       trade_start=index[229], forecasts=wf.forecasts[symbol])
+        run = simulate({symbol: candles[symbol]}, LSTMSignal, {"entry": 0.002}, cfg.broker,
+                       trade_start=index[229], forecasts={symbol: wf.forecasts[symbol]})
         mine = paper_fills[paper_fills["symbol"] == symbol]
         assert len(run.fills) == len(mine) > 3
         assert [t.isoformat() for t in run.fills["time"]] == mine["time"].tolist()
@@ -102,6 +103,37 @@ def test_paper_trades_equal_the_backtest_over_the_same_bars(tmp_path, candles):
         np.testing.assert_allclose(run.fills["size"], mine["size"], rtol=1e-9)
         equity = paper_candles[paper_candles["symbol"] == symbol]["equity"].to_numpy()
         np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
+
+
+@pytest.mark.parametrize("spec", [{"name": "sma_cross", "fast": 2, "slow": 6},
+                                  {"name": "lstm_signal", "entry": 0.002}])
+def test_portfolio_paper_trades_equal_the_backtest(tmp_path, candles, spec):
+    """One shared account; the strategy replays only its warm-up bars at each candle, and
+    still decides exactly as the backtest's full replay does."""
+    index = candles["BTC/USDT"].index
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[229])
+        trader, state = make_trader(tmp_path, ex, strategies=[spec],
+                                    backtest={"portfolio": True})
+        trader.run_once()
+        for last in (240, 241, 279):
+            closed_through(ex, index[last])
+            trader.run_once()
+        paper_fills, paper_candles = state.table("fills"), state.table("candles")
+        accounts = state.accounts()
+    assert list(accounts) == ["portfolio"] and set(paper_candles["account"]) == {"portfolio"}
+    cfg = trader.cfg
+    wf = run_walkforward(candles, cfg.model, cfg.walkforward, None, progress=False)
+    cls = get_strategy(spec["name"])
+    params = {k: v for k, v in spec.items() if k != "name"}
+    run = simulate(candles, cls, params, cfg.broker, trade_start=index[229],
+                   forecasts=wf.forecasts)
+    assert len(run.fills) == len(paper_fills) > 3
+    assert [t.isoformat() for t in run.fills["time"]] == paper_fills["time"].tolist()
+    assert run.fills["symbol"].tolist() == paper_fills["symbol"].tolist()
+    np.testing.assert_allclose(run.fills["size"], paper_fills["size"], rtol=1e-9)
+    equity = paper_candles.groupby("time", sort=False)["equity"].first().to_numpy()
+    np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
 
 
 def test_state_made_with_another_config_is_refused(tmp_path, candles):
@@ -189,7 +221,7 @@ def test_ticker_fills_happen_at_once(tmp_path, candles):
         # The loopback's ticker is the last served close (candle 240 has just opened).
         assert fills["price"].iloc[0] == pytest.approx(candles["BTC/USDT"]["close"].iloc[240]
                                                        * 1.0005)
-        assert state.open_orders() == {}
+        assert state.open_orders() == []
 
 
 def test_status_reports_pnl_against_buy_and_hold(tmp_path, candles):
@@ -259,7 +291,7 @@ def test_sigkill_mid_run_then_restart_equals_an_uninterrupted_run(tmp_path, cand
         a, b = ref.table(table).drop(columns=["id"], errors="ignore"), \
             got.table(table).drop(columns=["id"], errors="ignore")
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
-    assert ref.books() == got.books() and ref.open_orders() == got.open_orders()
+    assert ref.accounts() == got.accounts() and ref.open_orders() == got.open_orders()
 
 
 def test_sandbox_orders_use_keys_that_appear_in_no_output(tmp_path, candles):
@@ -390,7 +422,7 @@ def test_a_second_process_cannot_apply_the_same_candle(tmp_path, candles):
         closed_through(ex, index[239])
         trader, state = make_trader(tmp_path, ex)
         trader.run_once()
-        stale = CandleUpdate(index[240].isoformat(), state.books(), {})
+        stale = CandleUpdate(index[240].isoformat(), state.accounts(), [])
         with pytest.raises(StateError, match="being updated by another paper-trading process"):
             state.apply(stale, expected_last=None)
         assert state.meta()["last_processed"] == index[239].isoformat()

@@ -47,7 +47,7 @@ def test_a_new_module_in_the_package_is_a_new_strategy(tmp_path):
     ({"name": "lstm_signal", "entry": 0.0, "exit": 0.01}, "strategies[0].exit = 0.01 must be <= "
                                                           "entry (0.0)"),
     ({"name": "lstm_signal", "size": 1.5}, "strategies[0].size = 1.5 is not in (0, 1]"),
-    ({"name": "buy_and_hold", "size": 1}, "is not a parameter of buy_and_hold (known: none)"),
+    ({"name": "buy_and_hold", "size": 1}, "is not a parameter of buy_and_hold (known: weights)"),
 ])
 def test_bad_strategy_specs_are_one_line(tmp_path, spec, message):
     config = write_config(tmp_path, config_dict(tmp_path, strategies=[spec]))

@@ -18,17 +18,17 @@ BROKER = BrokerConfig(cash=10_000, commission=0.001, slippage=0.002)
 
 
 class Scripted(TargetStrategy):
-    """Targets from a dict {bar number: target} (test helper, not registered)."""
+    """Sides from a dict {bar number: side} (test helper, not registered)."""
 
     params = (("script", None),)
 
-    def target(self):
+    def signal(self, data):
         return self.p.script.get(len(self.data) - 1)
 
 
 def test_orders_fill_at_the_next_open_with_slippage_and_fees():
     frame = make_ohlcv(30)
-    run = simulate(frame, "BTC/USDT", Scripted, {"script": {5: 1.0, 12: 0.0}}, BROKER)
+    run = simulate({"BTC/USDT": frame}, Scripted, {"script": {5: 1.0, 12: 0.0}}, BROKER)
     buy, sell = run.fills.iloc[0], run.fills.iloc[1]
     assert buy["time"] == frame.index[6] and sell["time"] == frame.index[13]
     assert buy["price"] == pytest.approx(min(frame["open"].iloc[6] * 1.002, frame["high"].iloc[6]))
@@ -45,21 +45,21 @@ def test_orders_fill_at_the_next_open_with_slippage_and_fees():
 
 def test_decision_on_the_last_bar_is_never_filled():
     frame = make_ohlcv(10)
-    run = simulate(frame, "BTC/USDT", Scripted, {"script": {9: 1.0}}, BROKER)
+    run = simulate({"BTC/USDT": frame}, Scripted, {"script": {9: 1.0}}, BROKER)
     assert run.fills.empty and run.equity.iloc[-1] == 10_000
 
 
 def test_trade_start_ignores_earlier_targets_and_starts_the_equity_curve():
     frame = make_ohlcv(30)
     start = frame.index[10]
-    run = simulate(frame, "BTC/USDT", BuyAndHold, {}, BROKER, trade_start=start)
+    run = simulate({"BTC/USDT": frame}, BuyAndHold, {}, BROKER, trade_start=start)
     assert run.equity.index[0] == start and run.equity.iloc[0] == 10_000
     assert run.fills["time"].tolist() == [frame.index[11]]
 
 
 def test_buy_and_hold_return_is_last_over_first_price_less_costs():
     frame = make_ohlcv(200, seed=5)
-    run = simulate(frame, "BTC/USDT", BuyAndHold, {}, BROKER)
+    run = simulate({"BTC/USDT": frame}, BuyAndHold, {}, BROKER)
     entry = min(frame["open"].iloc[1] * 1.002, frame["high"].iloc[1])
     expected = frame["close"].iloc[-1] / (entry * 1.001) - 1
     assert run.equity.iloc[-1] / 10_000 - 1 == pytest.approx(expected, rel=1e-6)
@@ -74,8 +74,8 @@ def forecasts_for(frame, returns):
 def test_lstm_signal_enters_above_entry_and_exits_below_exit():
     frame = make_ohlcv(12)
     preds = [np.nan, 0.02, 0.005, 0.015, 0.002, -0.01, -0.02, 0.0, 0.03, 0.0, 0.0, 0.0]
-    run = simulate(frame, "BTC/USDT", LSTMSignal, {"entry": 0.01, "exit": 0.0}, BROKER,
-                   forecasts=forecasts_for(frame, preds))
+    run = simulate({"BTC/USDT": frame}, LSTMSignal, {"entry": 0.01, "exit": 0.0}, BROKER,
+                   forecasts={"BTC/USDT": forecasts_for(frame, preds)})
     # long at bar 1's signal (fill bar 2), hold through 0.005 (hysteresis), exit at bar 5
     # (fill 6), long again at bar 8 (fill 9); still long at the end.
     assert run.fills["side"].tolist() == ["buy", "sell", "buy"]
@@ -86,10 +86,10 @@ def test_lstm_signal_enters_above_entry_and_exits_below_exit():
 def test_lstm_signal_short_side():
     frame = make_ohlcv(8)
     preds = [-0.02, -0.005, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0]
-    run = simulate(frame, "BTC/USDT", LSTMSignal, {"entry": 0.01, "exit": 0.0, "short": True},
-                   BROKER, forecasts=forecasts_for(frame, preds))
+    run = simulate({"BTC/USDT": frame}, LSTMSignal, {"entry": 0.01, "exit": 0.0, "short": True},
+                   BROKER, forecasts={"BTC/USDT": forecasts_for(frame, preds)})
     assert run.fills["side"].tolist() == ["sell", "buy"]  # short at 0, reverse to long at 2
-    assert run.position.iloc[1] < 0 and run.position.iloc[3] > 0
+    assert run.position.iloc[1, 0] < 0 and run.position.iloc[3, 0] > 0
     assert run.fills["size"].iloc[1] == pytest.approx(2 * run.fills["size"].iloc[0], rel=0.05)
 
 
@@ -153,7 +153,7 @@ def independent_sma_cross(frame, fast, slow, broker):
 @pytest.mark.parametrize(("fast", "slow", "seed"), [(5, 20, 3), (10, 30, 4), (3, 8, 6)])
 def test_sma_cross_matches_an_independent_pandas_calculation(fast, slow, seed):
     frame = make_ohlcv(300, seed=seed, vol=0.04)
-    run = simulate(frame, "BTC/USDT", SMACross, {"fast": fast, "slow": slow}, BROKER)
+    run = simulate({"BTC/USDT": frame}, SMACross, {"fast": fast, "slow": slow}, BROKER)
     equity, fees, trades = independent_sma_cross(frame, fast, slow, BROKER)
     assert len(run.trades) == len(trades) > 3
     assert run.equity.iloc[-1] == pytest.approx(equity, rel=1e-9)

@@ -159,3 +159,131 @@ def test_injected_exchange_client_is_used(tmp_path, loopback):
     market = MarketDataLoader(cfg, exchange=client, progress=False).load()
     assert len(market.index) == 60
     assert loopback.kline_requests == 2
+
+
+# --- data that is never silently short, never cached bad ----------------------------------
+
+def test_empty_page_mid_range_is_retried(tmp_path, loopback, candles):
+    loopback.inject("empty", times=2, after=1)  # the second page comes back empty twice
+    waits = []
+    cfg = data_cfg(tmp_path, loopback, retries=3, retry_backoff_s=0.25)
+    market = load_market_data(cfg, now_ms=clock(loopback), sleep=waits.append, progress=False)
+    assert waits == [0.25, 0.5]
+    assert len(market.frames["BTC/USDT"]) == len(candles["BTC/USDT"])
+    assert market.dropped_by_alignment == 0
+
+
+def test_persistent_empty_page_fails_and_the_cache_claims_nothing(tmp_path, loopback, candles):
+    cfg = data_cfg(tmp_path, loopback, end="2020-06-30", retries=2)
+    load_market_data(cfg, progress=False)
+    cache_file = CandleCache(cfg.cache_dir, "binance").path("BTC/USDT", "1d")
+    before = cache_file.read_bytes()
+    loopback.inject("empty", times=100, after=1)  # the tail's second page never comes
+    longer = data_cfg(tmp_path, loopback, end="2021-01-31", retries=2)
+    with pytest.raises(TemporaryExchangeError) as info:
+        load_market_data(longer, sleep=lambda s: None, progress=False)
+    message = str(info.value)
+    assert message.startswith("binance BTC/USDT 1d candles: the exchange sent no candles from "
+                              "2020-10-09 00:00 UTC to 2021-02-01 00:00 UTC in 3 attempts")
+    assert "data.end" in message and "\n" not in message
+    assert cache_file.read_bytes() == before  # no span it does not hold
+    loopback.faults.clear()  # the exchange is healthy again: the next run completes
+    market = load_market_data(longer, progress=False)
+    assert len(market.index) == 397 and market.index[-1] == pd.Timestamp("2021-01-31", tz="UTC")
+
+
+def test_bad_candle_is_not_cached_and_a_corrected_one_is_used(tmp_path, candles):
+    from engine.errors import DataError
+    from tests.loopback import LoopbackExchange
+
+    when = candles["BTC/USDT"].index[150]
+    bad = {s: f.copy() for s, f in candles.items()}
+    bad["BTC/USDT"].loc[when, "low"] = bad["BTC/USDT"].loc[when, "high"] * 1.1
+    with LoopbackExchange(bad, max_limit=100) as ex:
+        cfg = data_cfg(tmp_path, ex)
+        with pytest.raises(DataError) as info:
+            load_market_data(cfg, now_ms=clock(ex), progress=False)
+        assert "BTC/USDT: bad candle at 2020-05-30 00:00 UTC has high < low" in str(info.value)
+        assert "nothing was cached" in str(info.value)
+        assert not CandleCache(cfg.cache_dir, "binance").path("BTC/USDT", "1d").exists()
+        ex.candles = dict(candles)  # the exchange corrects the candle
+        market = load_market_data(cfg, now_ms=clock(ex), progress=False)
+    assert market.frames["BTC/USDT"].loc[when, "low"] == pytest.approx(
+        candles["BTC/USDT"].loc[when, "low"])
+
+
+def test_bad_row_in_the_cache_names_the_file(tmp_path, loopback):
+    from engine.data.cache import CachedCandles
+    from engine.errors import DataError
+
+    cfg = data_cfg(tmp_path, loopback, end="2020-06-30")
+    load_market_data(cfg, progress=False)
+    cache = CandleCache(cfg.cache_dir, "binance")
+    held = cache.read("BTC/USDT", "1d")
+    frame = held.frame.copy()
+    frame.iloc[10, frame.columns.get_loc("close")] = -1.0
+    cache.write("BTC/USDT", "1d", CachedCandles(frame, held.covered_from, held.covered_until))
+    with pytest.raises(DataError) as info:
+        load_market_data(cfg, progress=False)
+    message = str(info.value)
+    assert "has a price <= 0" in message
+    assert f"the row is in the cache file {cache.path('BTC/USDT', '1d')}; delete that file" \
+        in message
+
+
+def test_garbled_market_list_is_a_retried_exchange_fault(tmp_path, loopback, candles):
+    loopback.inject("garbled", times=1, path="/api/v3/exchangeInfo")
+    waits = []
+    cfg = data_cfg(tmp_path, loopback, retries=2, retry_backoff_s=0.5)
+    market = load_market_data(cfg, now_ms=clock(loopback), sleep=waits.append, progress=False)
+    assert waits == [0.5] and len(market.index) == len(candles["BTC/USDT"])
+
+
+def test_persistently_garbled_market_list_says_so(tmp_path, loopback):
+    loopback.inject("garbled", times=100, path="/api/v3/exchangeInfo")
+    cfg = data_cfg(tmp_path, loopback, retries=1)
+    with pytest.raises(TemporaryExchangeError) as info:
+        load_market_data(cfg, sleep=lambda s: None, progress=False)
+    message = str(info.value)
+    assert "binance: loading markets: still failing after 2 attempts" in message
+    assert "malformed JSON reply" in message and "has no market" not in message
+
+
+def test_credentials_echoed_by_the_exchange_are_redacted(tmp_path, loopback):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import write_config
+
+    key, password = "kEy-echo-5b1d27", "pr0xy-pw-93c1"
+    url = loopback.url.replace("http://", f"http://trader:{password}@")
+    config = write_config(tmp_path, config_dict(tmp_path, loopback, data={
+        "api_url": url, "end": "2020-03-31", "retries": 2}))
+    loopback.inject("echo_key", times=2)
+    proc = subprocess.run([sys.executable, "-m", "engine.data", str(config), "--no-progress"],
+                          cwd=Path(__file__).resolve().parents[3], capture_output=True,
+                          text=True, timeout=120, env={**__import__("os").environ,
+                                                       "ENGINE_API_KEY": key})
+    assert proc.returncode == 0, proc.stderr
+    assert "retry 1 of 2" in proc.stderr and "Internal error serving key trader:***;" in proc.stderr
+    for text in (proc.stdout, proc.stderr):
+        assert password not in text and key not in text
+
+
+def test_range_up_to_the_clock_goes_on_without_late_candles_and_asks_again(
+        tmp_path, loopback, candles, caplog):
+    cfg = data_cfg(tmp_path, loopback, retries=1)  # no data.end: the range ends at the clock
+    loopback.inject("empty", times=2, after=3)  # BTC's 4th page is late, twice
+    market = load_market_data(cfg, now_ms=clock(loopback), sleep=lambda s: None,
+                              progress=False)
+    assert len(market.index) == 300
+    assert "the exchange sent no candles from 2020-10-27 00:00 UTC" in caplog.text
+    assert "asked for again at the next run" in caplog.text
+    cached = CandleCache(cfg.cache_dir, "binance").read("BTC/USDT", "1d")
+    assert cached.covered_until == int(candles["BTC/USDT"].index[300].value // 1_000_000)
+    loopback.reset_counts()
+    market = load_market_data(cfg, now_ms=clock(loopback), progress=False)
+    assert len(market.index) == 400
+    starts = [int(q["startTime"]) for p, q in loopback.log if p == "/api/v3/klines"]
+    assert starts == [cached.covered_until]  # only the late candles were asked for
