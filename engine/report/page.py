@@ -25,7 +25,7 @@ from engine.report.tables import forecast_table, format_value, strength_table
 from engine.secrets import redact
 from engine.simulation import StrategyRun
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1300px;
        padding: 0 1em; color: #222; }
 .scroll { overflow-x: auto; max-width: 100%; }
@@ -41,7 +41,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 """
 
 
-def _table(frame: pd.DataFrame) -> str:
+def table_html(frame: pd.DataFrame) -> str:
     text = [not pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     cls = [' class="text"' if t else "" for t in text]
     head = "".join(f"<th{k}>{html.escape(str(c))}</th>" for c, k in
@@ -54,7 +54,7 @@ def _table(frame: pd.DataFrame) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _image(path: Path, alt: str) -> str:
+def image_html(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -139,7 +139,7 @@ def _diagnostic_sections(report: Mapping[str, Any], closes: Mapping[str, pd.Seri
         "two-sided one. direction_p is the binomial p-value of the directional accuracy "
         "against direction_baseline, the accuracy of always calling the more frequent "
         "direction.</p>",
-        _table(forecast_table(report["forecast"], diagnostics))]
+        table_html(forecast_table(report["forecast"], diagnostics))]
     for n, symbol in enumerate(forecasts):
         if symbol not in diagnostics:
             continue
@@ -147,7 +147,7 @@ def _diagnostic_sections(report: Mapping[str, Any], closes: Mapping[str, pd.Seri
                   '<p class="note">Forecasts split into quintiles of |predicted return| '
                   "(1 = smallest); mean_signed_return is the realised return in the "
                   "predicted direction, before costs.</p>",
-                  _table(strength_table(diagnostics[symbol]))]
+                  table_html(strength_table(diagnostics[symbol]))]
         scored = scored_forecasts(forecasts[symbol], closes[symbol])
         parts.append(_plot(interactive.scatter_figure(symbol, scored["pred_return"],
                                                       scored["true_return"]), f"scatter-{n}"))
@@ -174,16 +174,16 @@ def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame
         f"<h1>Backtest report: {html.escape(Path(str(report['run']['config_file'])).name)}</h1>",
         _meta(cfg, report),
         f"<h2>Strategies (sorted by {html.escape(cfg.backtest.sort_by)})</h2>",
-        _table(comparison),
+        table_html(comparison),
         *_market_sections(runs, closes, forecasts, colors),
         *_monthly_sections(runs),
         *_diagnostic_sections(report, closes, forecasts),
-        "<h2>Forecast error per fold</h2>", _image(charts["folds"], "MSE per fold"),
+        "<h2>Forecast error per fold</h2>", image_html(charts["folds"], "MSE per fold"),
         "<h2>Configuration</h2>",
         f"<pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>",
     ]
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>Backtest report</title><style>{_STYLE}</style>"
+            f"<title>Backtest report</title><style>{STYLE}</style>"
             f"<script>{plotly.offline.get_plotlyjs()}</script></head>"
             f"<body>{redact(''.join(sections))}</body></html>\n")

@@ -1,0 +1,230 @@
+"""One trial: one walk-forward backtest of one parameter set on the selection period.
+
+Trials whose model, re-fit schedule and data match share one walk-forward: the first
+saves its forecasts under ``forecasts/`` in the sweep directory, the others read them, so
+a sweep over strategy parameters trains the forecaster once.
+
+A finished trial leaves ``trials/<key>/returns.parquet`` and then ``result.json``, each
+written to a temporary name and renamed, so ``result.json`` exists only for a trial that
+finished. That file is what lets a killed sweep resume without re-running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.config import Config
+from engine.data import MarketData
+from engine.errors import EngineError
+from engine.report import forecast_metrics, trading_metrics, write_json
+from engine.simulation import PORTFOLIO, StrategyRun
+from engine.sweep.spec import Objective, trial_key
+from engine.timeframes import periods_per_year
+from strategies.registry import spec_label
+
+RESULT = "result.json"
+RETURNS = "returns.parquet"
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a trial scored, and the per-bar returns of the objective's strategy."""
+
+    key: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]  # the objective strategy's trading metrics and the mse_ratio
+    objective: float | None  # None when the trial failed
+    error: str | None
+    returns: pd.Series | None  # per-bar returns on the selection period
+
+
+def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) -> StrategyRun:
+    """The run the objective scores: its strategy (by name) on its symbol.
+
+    An ``mse_ratio`` objective may name a symbol that is only forecast, not traded; its
+    returns are then the strategy's on the first traded symbol.
+    """
+    spec = next(s for s in cfg.strategies if s.name == objective.strategy)
+    label = spec_label(spec)
+    traded = cfg.traded_symbols
+    symbol = objective.symbol if objective.symbol in traded else traded[0]
+    if cfg.backtest.portfolio:  # one account trades every symbol
+        symbol = PORTFOLIO
+    return next(r for r in runs if r.label == label and r.symbol == symbol)
+
+
+def forecast_key(cfg: Config, market: MarketData) -> str:
+    """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
+    data = hashlib.sha256()
+    for symbol, frame in market.frames.items():
+        data.update(symbol.encode())
+        data.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
+                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+                       "data": data.hexdigest()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
+    """The walk-forward forecasts for ``cfg``, reused from ``cache`` when another trial
+    had the same model, schedule and data (strategy-only changes train nothing).
+
+    The trial that trains holds ``<key>.lock`` meanwhile; trials wanting the same
+    forecasts wait for its ``<key>.pkl`` instead of training the same model again. A lock
+    left by a killed sweep is removed when the sweep starts again (``clear_locks``).
+
+    Returns:
+        ``(WalkForwardResult, reused)``.
+    """
+    from engine.walkforward import run_walkforward
+
+    if cache is None:
+        return run_walkforward(market.frames, cfg.model, cfg.walkforward, None,
+                               progress=False), False
+    cache.mkdir(parents=True, exist_ok=True)
+    key = forecast_key(cfg, market)
+    path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
+    while True:
+        saved = _read_pickle(path)
+        if saved is not None:
+            return saved, True
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            time.sleep(1.0)  # another trial is training this very model
+    try:
+        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(wf))
+        tmp.replace(path)
+    finally:
+        lock.unlink(missing_ok=True)
+    return wf, False
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        return pickle.loads(path.read_bytes())  # written by this sweep's trials only
+    except FileNotFoundError:
+        return None
+    except (pickle.UnpicklingError, EOFError, AttributeError):
+        path.unlink(missing_ok=True)  # unreadable: the next trial trains it again
+        return None
+
+
+def clear_locks(cache: Path) -> None:
+    """Remove the training locks a killed sweep left behind (no trial runs yet)."""
+    for lock in cache.glob("*.lock"):
+        lock.unlink(missing_ok=True)
+
+
+def score(cfg: Config, market: MarketData, objective: Objective,
+          cache: Path | None = None) -> tuple[dict[str, Any], StrategyRun, Any]:
+    """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run.
+
+    Args:
+        cfg: The trial's config.
+        market: The data to run on.
+        objective: The metric scored.
+        cache: A folder of walk-forward results shared by the sweep's trials. Defaults to
+            None (always train).
+
+    Returns:
+        ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
+        ``forecasts_reused`` too.
+    """
+    from engine.pipeline import run_strategies
+
+    wf, reused = walk_forward(cfg, market, cache)
+    runs = run_strategies(cfg, market, wf)
+    run = objective_run(cfg, runs, objective)
+    metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
+    symbol = objective.symbol  # every data symbol is forecast
+    metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
+                                            market.frames[symbol]["close"])["mse_ratio"]
+    metrics["forecasts_reused"] = reused
+    return metrics, run, wf
+
+
+def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective: Objective,
+              root: Path) -> dict[str, Any]:
+    """Run one trial (or read its saved result) and return its result record.
+
+    Args:
+        params: The trial's dotted-key parameters.
+        cfg: The trial's full config (base with ``params`` applied).
+        market: The selection period's data; the holdout is not in it.
+        objective: The metric scored.
+        root: The sweep's ``trials`` directory.
+
+    Returns:
+        ``{key, params, metrics, objective, error, node, seconds, finished}``.
+    """
+    key = trial_key(params)
+    folder = root / key
+    saved = read_result(folder)
+    if saved is not None:
+        return saved
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts")
+        returns = run.equity.pct_change().iloc[1:].rename(key)
+        value = metrics.get(objective.metric)
+        error = None
+    except EngineError as exc:  # a parameter set the engine refuses (too few bars, ...)
+        metrics, returns, value, error = {}, None, None, " ".join(str(exc).split())
+    if returns is not None:
+        tmp = folder / f".{RETURNS}.tmp"
+        returns.to_frame().to_parquet(tmp)
+        tmp.replace(folder / RETURNS)
+    record = {"key": key, "params": params, "metrics": metrics,
+              "objective": None if value is None else float(value), "error": error,
+              "node": _node(), "seconds": round(time.perf_counter() - started, 3),
+              "finished": time.time()}
+    write_json(folder / RESULT, record)  # last: its presence marks the trial as done
+    return json.loads((folder / RESULT).read_text())
+
+
+def read_result(folder: Path) -> dict[str, Any] | None:
+    """A finished trial's record, or None when it has not finished."""
+    try:
+        return json.loads((folder / RESULT).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def read_returns(folder: Path) -> pd.Series | None:
+    """A finished trial's per-bar returns, or None."""
+    path = folder / RETURNS
+    return pd.read_parquet(path).iloc[:, 0] if path.is_file() else None
+
+
+def finished(root: Path) -> dict[str, dict[str, Any]]:
+    """Every finished trial under ``root``, by key."""
+    if not root.is_dir():
+        return {}
+    records = (read_result(d) for d in sorted(root.iterdir()) if d.is_dir())
+    return {r["key"]: r for r in records if r is not None}
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001  (outside Ray there is no node id; the host will do)
+        pass
+    return f"{socket.gethostname()}:{os.getpid()}"
