@@ -39,10 +39,12 @@ def read_targets(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"replay: {path} lacks the column(s) {', '.join(sorted(missing))}; "
                           "write time,target (or time,symbol,target)")
     try:
-        raw["time"] = pd.to_datetime(raw["time"], utc=True)
+        raw["time"] = pd.to_datetime(raw["time"], utc=True, format="ISO8601")
         raw["target"] = pd.to_numeric(raw["target"])
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"replay: {path} has an unreadable time or target ({exc})") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"replay: {path} has an unreadable time or target ({first}); write "
+                          "ISO times such as 2021-03-01T00:00:00+00:00 and numbers") from None
     if not raw["target"].map(math.isfinite).all():
         raise ConfigError(f"replay: {path} has a non-finite target; targets are weights of "
                           "equity such as 1, 0 or -0.5")
