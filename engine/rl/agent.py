@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ def small_net_threads() -> Iterator[str]:
     """
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with warnings.catch_warnings():  # a CUDA-enabled build on a machine without a GPU
+        warnings.simplefilter("ignore", UserWarning)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     threads = torch.get_num_threads()
     if device == "cpu":
         torch.set_num_threads(1)
