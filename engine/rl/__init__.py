@@ -32,12 +32,13 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
 
     Args:
         config: A ``Config`` or the path of a YAML config.
-        start: First bar (date, timestamp or bar number) whose close is observed.
+        start: First bar (date, timestamp or bar number) whose close is observed; moved
+            on to the first bar with a complete window (and a forecast, when observed).
             Defaults to the backtest's first traded bar (the walk-forward test start).
         end: Last bar (inclusive; a date includes that day). Defaults to the last bar.
         seed: Seeds the first ``reset``. Defaults to None.
-        market: ``engine.data.MarketData`` already loaded. Defaults to loading
-            ``config.data``.
+        market: ``engine.data.MarketData`` (or ``{symbol: frame}``) already loaded.
+            Defaults to loading ``config.data``.
         walkforward: A ``WalkForwardResult`` for the forecast observation. Defaults to
             running the config's walk-forward (only when ``use_forecast`` is on).
         **settings: Override keys of the config's ``rl`` section (action_space,
@@ -65,8 +66,10 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         walkforward = run_walkforward(frames, cfg.model, cfg.walkforward, None, progress=False)
     if walkforward is not None:
         first = walkforward.first_forecast_bar
-    else:
+    elif start is None:  # the default range is the backtest's test period
         first = first_train_end(index, cfg.walkforward, cfg.model.window_len) - 1
+    else:
+        first = cfg.model.window_len - 1
     symbols = traded_symbols(cfg)
     forecasts = walkforward.forecasts if rl.use_forecast else None
     data = env_data(cfg, frames, symbols, forecasts, first)

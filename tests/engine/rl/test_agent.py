@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +22,9 @@ from engine.data import MarketData  # noqa: E402
 from engine.rl import make_env  # noqa: E402
 from engine.rl.agent import small_net_threads  # noqa: E402
 from engine.walkforward import run_walkforward  # noqa: E402
-from tests.conftest import make_ohlcv  # noqa: E402
+from tests.conftest import make_ohlcv, write_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def telling_series(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -113,3 +119,27 @@ def test_rl_ppo_decisions_ignore_later_bars(market, walkforward):
     assert len(short.equity) < len(full.equity)
     pd.testing.assert_series_equal(short.equity, full.equity.loc[:end])
     assert full.fills["time"].max() > end  # the full run did trade on after the cut
+
+
+def test_backtest_command_reports_rl_ppo_beside_lstm_signal(tmp_path, market):
+    """The whole command in a fresh process: TensorFlow trains first, then PyTorch."""
+    csv = {}
+    for symbol, frame in market.frames.items():
+        csv[symbol] = tmp_path / f"{symbol.replace('/', '-')}.csv"
+        frame.rename_axis("timestamp").reset_index().assign(
+            timestamp=lambda f: f["timestamp"].dt.strftime("%Y-%m-%d")).to_csv(
+            csv[symbol], index=False)
+    raw = {**BASE, "data": {**BASE["data"], "start": "2020-01-01", "end": "2020-10-26",
+                            "csv": {s: str(p) for s, p in csv.items()}},
+           "strategies": [{"name": "rl_ppo", **PPO_TINY}, "lstm_signal", "buy_and_hold"],
+           "output_dir": str(tmp_path / "out")}
+    config = write_config(tmp_path, raw)
+    proc = subprocess.run([sys.executable, "-m", "engine.backtest", str(config),
+                           "--no-progress"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    names = [s["name"] for s in report["strategies"]]
+    assert sorted(names) == ["buy_and_hold", "lstm_signal", "rl_ppo"]
+    assert len(list((tmp_path / "out" / "models").glob("rl_ppo_*_fold_*.zip"))) == 4
+    assert "rl_ppo(" in proc.stdout
