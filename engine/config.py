@@ -274,6 +274,15 @@ class PaperConfig(_Section):
     poll_seconds: Annotated[Float, Field(gt=0, le=3600)] = 30.0  # wait between checks
 
 
+class RLConfig(_Section):
+    """The reinforcement-learning environment (``engine.rl``); rl_ppo's params override it."""
+
+    action_space: Literal["long_flat", "short_flat_long", "continuous"] = "long_flat"  # actions
+    use_forecast: bool = False  # observe the walk-forward LSTM forecast (needs a model: section)
+    reward: Literal["log_return", "differential_sharpe"] = "log_return"  # per-step reward
+    sharpe_eta: Annotated[float, Field(gt=0, lt=1)] = 0.01  # differential Sharpe's EMA rate
+
+
 def _default_strategies() -> tuple[StrategySpec, ...]:
     return (StrategySpec(name="lstm_signal"), StrategySpec(name="buy_and_hold"))
 
@@ -289,6 +298,7 @@ class Config(_Section):
     backtest: BacktestConfig = BacktestConfig()
     broker: BrokerConfig = BrokerConfig()
     paper: PaperConfig = PaperConfig()
+    rl: RLConfig = RLConfig()
     output_dir: Path = Path("runs/default")  # where reports, charts and models go
     source: Path | None = None  # the YAML file this came from (set by load_config)
     source_hash: str | None = None  # sha256 of that file (set by load_config)

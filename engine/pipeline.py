@@ -52,18 +52,35 @@ class RunResult:
     output_dir: Path
 
 
-def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult) -> list[StrategyRun]:
+@dataclass(frozen=True)
+class RunContext:
+    """What a strategy's ``prepare`` may read: the run's data, forecasts and model folder."""
+
+    config: Config
+    market: MarketData
+    walkforward: WalkForwardResult
+    symbols: tuple[str, ...]  # the account's traded symbols
+    label: str  # the strategy's display name
+    model_dir: Path | None  # where per-fold models are saved (None: nothing is saved)
+    progress: bool
+
+
+def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
+                   model_dir: Path | None = None, progress: bool = False) -> list[StrategyRun]:
     """Every configured strategy on every account, from the first forecast bar on.
 
-    An account trades one symbol, or every traded symbol in portfolio mode.
+    An account trades one symbol, or every traded symbol in portfolio mode. A strategy that
+    learns from the run (``prepare``, e.g. ``rl_ppo``) does so here, before it trades.
     """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
     for symbols in cfg.symbol_groups:
         for spec in cfg.strategies:
+            cls, label = get_strategy(spec.name), spec_label(spec)
+            params = cls.prepare(resolve_params(spec.name, spec.params), RunContext(
+                cfg, market, wf, tuple(symbols), label, model_dir, progress))
             runs.append(simulate(
-                {s: market.frames[s] for s in symbols}, get_strategy(spec.name),
-                resolve_params(spec.name, spec.params), cfg.broker, label=spec_label(spec),
+                {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
                 trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
     return runs
 
@@ -123,7 +140,7 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
         wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
                              progress=progress, store=store)
         trained = time.perf_counter()
-        runs = run_strategies(cfg, market, wf)
+        runs = run_strategies(cfg, market, wf, work_dir / "models", progress)
         done = time.perf_counter()
         seconds = {"data": round(loaded - started, 3), "training": round(wf.train_seconds, 3),
                    "backtest": round(done - trained, 3)}

@@ -10,6 +10,7 @@ backend places work on a GPU when it has one (see ``device_description``).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -52,6 +53,10 @@ def _filtered_stderr() -> Iterator[None]:
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Triton (which PyTorch's wheels bring, for the rl extra) crashes the process when its LLVM
+# is loaded after TensorFlow's, as PyTorch does on first use; loaded first, both work.
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
 with _filtered_stderr():
     import keras
 # TensorFlow warns when a new batch shape retraces the predict function; a walk-forward

@@ -15,6 +15,8 @@ that equal split; while it stays the same, nothing is traded (no rebalancing for
 
 from __future__ import annotations
 
+from typing import Any
+
 import backtrader as bt
 
 
@@ -61,6 +63,16 @@ class TargetStrategy(bt.Strategy):
     @classmethod
     def check_symbols(cls, params: dict, symbols: tuple[str, ...], leverage: float) -> None:
         """Raise ``InvalidKey`` if ``params`` do not fit the traded ``symbols``."""
+
+    @classmethod
+    def prepare(cls, params: dict, context: Any) -> dict:
+        """Parameters for one backtest run, given ``context`` (``engine.pipeline.RunContext``:
+        config, market data, walk-forward result, traded symbols, model directory).
+
+        A strategy that learns from the run's data out of sample (``rl_ppo``) trains here
+        and returns its decisions in the params. Defaults to ``params`` unchanged.
+        """
+        return params
 
     @classmethod
     def warmup_bars(cls, params: dict) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from engine.errors import ConfigError, InvalidKey
 from strategies.base import TargetStrategy
 
-_BASE_PARAMS = {"trade_start", "forecasts"}  # set by the engine, not by configs
+_BASE_PARAMS = {"trade_start", "forecasts", "decisions"}  # set by the engine, not by configs
 
 
 @cache

@@ -38,7 +38,8 @@ def test_a_new_module_in_the_package_is_a_new_strategy(tmp_path):
 
 @pytest.mark.parametrize(("spec", "message"), [
     ({"name": "sma_cros"}, "strategies[0].name = 'sma_cros' is not a strategy (did you mean "
-                           "'sma_cross'? known: buy_and_hold, lstm_signal, sma_cross)"),
+                           "'sma_cross'? known: buy_and_hold, lstm_signal, replay, rl_ppo, "
+                           "sma_cross)"),
     ({"name": "sma_cross", "fats": 3}, "strategies[0].fats = 3 is not a parameter of sma_cross "
                                        "(did you mean 'fast'? known: fast, slow, short, size)"),
     ({"name": "sma_cross", "fast": 2.5}, "strategies[0].fast = 2.5 must be a int"),
