@@ -36,9 +36,16 @@ class KernelRun(NamedTuple):
     """What the kernel produced from the first traded bar on."""
 
     equity: np.ndarray  # account equity at each close from ``start``
+    position: np.ndarray  # units held at each close from ``start``
     fees: float
     fills: int
-    trades: int  # round trips, the one still open at the end included
+    trade_pnl: np.ndarray  # per round trip after fees; the one open at the end last
+    trade_bars: np.ndarray  # bars each round trip was held
+
+    @property
+    def trades(self) -> int:
+        """Round trips, the one still open at the end included."""
+        return len(self.trade_pnl)
 
 
 @njit(cache=True)
@@ -92,9 +99,46 @@ def _affordable(delta, held, cash, price, high, low, slippage, commission, lever
 
 
 @njit(cache=True)
+def _move(held, delta, price, fee, t, entry_price, entry_fees, opened_bar, trade_pnl,
+          trade_bars, closed):
+    """``Account._move``: close (part of) the round trip, then open or add to a position.
+
+    Returns the new (held, entry_price, entry_fees, opened_bar, closed); a closed round
+    trip's P&L and bars held go into ``trade_pnl`` / ``trade_bars`` at ``closed``.
+    """
+    old = held
+    new = held + delta
+    if abs(new) < DUST:
+        new = 0.0
+    flipped = new == 0 or (new > 0) != (old > 0)
+    if old != 0 and (flipped or abs(new) < abs(old)):
+        part = old if flipped else old - new
+        share = abs(part) / abs(delta)  # the part of this fill's fee that closes
+        exit_fee = fee * share
+        part_fees = entry_fees * (abs(part) / abs(held))
+        trade_pnl[closed] = part * (price - entry_price) - part_fees - exit_fee
+        trade_bars[closed] = t - opened_bar
+        closed += 1
+        remaining = (abs(old) - abs(part)) / abs(old)
+        entry_fees *= remaining
+        fee -= fee * share
+        if remaining == 0:
+            entry_price = 0.0
+            opened_bar = -1
+        old -= part
+    if new != 0 and abs(new) > abs(old):
+        added = abs(new) - abs(old)
+        entry_price = (abs(old) * entry_price + added * price) / abs(new)
+        entry_fees += fee
+        if opened_bar < 0:
+            opened_bar = t
+    return new, entry_price, entry_fees, opened_bar, closed
+
+
+@njit(cache=True)
 def run_kernel(open_, high, low, close, weights, start, cash, commission, slippage,
                leverage):
-    """Trade ``weights`` over the bars; returns (equity from ``start``, fees, fills, trades).
+    """Trade ``weights`` over the bars, as ``simulate`` does for one symbol.
 
     Args:
         open_, high, low, close: Price arrays of the bars, warm-up included.
@@ -104,13 +148,24 @@ def run_kernel(open_, high, low, close, weights, start, cash, commission, slippa
         cash: Starting cash.
         commission, slippage: The cost model's fractions.
         leverage: ``broker.leverage``.
+
+    Returns:
+        ``(equity, position, fees, fills, trade_pnl, trade_bars)``: equity and units held
+        at each close from ``start``; each round trip's P&L after fees and bars held, the
+        position still open at the end last (marked at the last close).
     """
     n = close.shape[0]
     equity = np.empty(n - start)
+    position = np.empty(n - start)
+    trade_pnl = np.empty(n + 1)
+    trade_bars = np.empty(n + 1)
+    closed = 0
     held = 0.0
+    entry_price = 0.0
+    entry_fees = 0.0
+    opened_bar = -1
     fees = 0.0
     fills = 0
-    closed = 0
     pending = np.nan
     for t in range(n):
         if not math.isnan(pending):
@@ -124,12 +179,9 @@ def run_kernel(open_, high, low, close, weights, start, cash, commission, slippa
                 cash += -delta * price - fee
                 fees += fee
                 fills += 1
-                new = held + delta
-                if abs(new) < DUST:
-                    new = 0.0
-                if held != 0 and (new == 0 or (new > 0) != (held > 0) or abs(new) < abs(held)):
-                    closed += 1
-                held = new
+                held, entry_price, entry_fees, opened_bar, closed = _move(
+                    held, delta, price, fee, t, entry_price, entry_fees, opened_bar,
+                    trade_pnl, trade_bars, closed)
         pending = np.nan
         if t >= start:
             column = FLAT if held == 0 else (LONG if held > 0 else SHORT)
@@ -138,7 +190,12 @@ def run_kernel(open_, high, low, close, weights, start, cash, commission, slippa
             if not math.isnan(weight) and not (weight == 0 and held == 0):
                 pending = weight
             equity[t - start] = cash if held == 0 else cash + held * close[t]
-    return equity, fees, fills, closed + (1 if held != 0 else 0)
+            position[t - start] = held
+    if held != 0:  # Account.open_trades: the open position marked at the last close
+        trade_pnl[closed] = held * (close[n - 1] - entry_price) - entry_fees - 0.0
+        trade_bars[closed] = n - 1 - opened_bar
+        closed += 1
+    return equity, position, fees, fills, trade_pnl[:closed], trade_bars[:closed]
 
 
 def run(frame, weights: np.ndarray, start: int, cash: float, costs: CostModel,
@@ -155,7 +212,7 @@ def run(frame, weights: np.ndarray, start: int, cash: float, costs: CostModel,
     """
     prices = [np.ascontiguousarray(frame[c].to_numpy(dtype="float64"))
               for c in ("open", "high", "low", "close")]
-    equity, fees, fills, trades = run_kernel(*prices, np.ascontiguousarray(weights, "float64"),
-                                             int(start), float(cash), float(costs.commission),
-                                             float(costs.slippage), float(leverage))
-    return KernelRun(equity, float(fees), int(fills), int(trades))
+    equity, position, fees, fills, pnl, bars = run_kernel(
+        *prices, np.ascontiguousarray(weights, "float64"), int(start), float(cash),
+        float(costs.commission), float(costs.slippage), float(leverage))
+    return KernelRun(equity, position, float(fees), int(fills), pnl, bars)

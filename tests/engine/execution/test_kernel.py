@@ -65,6 +65,11 @@ def test_kernel_equity_equals_the_backtrader_run(case, seed, broker):
     assert fast.fees == pytest.approx(bt_run.fees, rel=1e-9, abs=1e-12)
     assert fast.fills == len(bt_run.fills)
     assert fast.trades == len(bt_run.trades)
+    np.testing.assert_allclose(fast.trade_pnl, [t["pnl"] for t in bt_run.trades], rtol=1e-9,
+                               atol=1e-9 * cfg.cash)
+    assert list(fast.trade_bars) == [t["bars_held"] for t in bt_run.trades]
+    np.testing.assert_allclose(fast.position, bt_run.position[SYMBOL].to_numpy(), rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_the_sma_array_is_backtraders_sma():
