@@ -35,6 +35,7 @@ from strategies.registry import spec_label
 RESULT = "result.json"
 RETURNS = "returns.parquet"
 _LAST: dict[str, Any] = {}  # the walk-forward this process read last, by its file
+_MEMO: dict[str, tuple[tuple, Any]] = {}  # see _remembered
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,31 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
 
 def forecast_key(cfg: Config, market: MarketData) -> str:
     """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
+    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
+                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+                       "data": _remembered("data", (market,), lambda: _data_hash(market))},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _data_hash(market: MarketData) -> str:
     data = hashlib.sha256()
     for symbol, frame in market.frames.items():
         data.update(symbol.encode())
         data.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
-                       "walkforward": cfg.walkforward.model_dump(mode="json"),
-                       "data": data.hexdigest()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return data.hexdigest()
+
+
+def _remembered(name: str, inputs: tuple, compute: Any) -> Any:
+    """``compute()``, reused while ``inputs`` are the very same objects as last time (a
+    sweep's trials in one process share the selection data and the read forecasts)."""
+    hit = _MEMO.get(name)
+    if hit is not None and len(hit[0]) == len(inputs) and \
+            all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+        return hit[1]
+    value = compute()
+    _MEMO[name] = (inputs, value)  # holding the inputs keeps their ids from being reused
+    return value
 
 
 def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
@@ -165,8 +183,9 @@ def score(cfg: Config, market: MarketData, objective: Objective,
         run = objective_run(cfg, run_strategies(cfg, market, wf), objective)
         metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
     symbol = objective.symbol  # every data symbol is forecast
-    metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
-                                            market.frames[symbol]["close"])["mse_ratio"]
+    table, frame = wf.forecasts[symbol], market.frames[symbol]
+    metrics["mse_ratio"] = _remembered(
+        "mse_ratio", (table, frame), lambda: forecast_metrics(table, frame["close"])["mse_ratio"])
     metrics["forecasts_reused"] = reused
     return metrics, run, wf
 
