@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from engine.errors import InvalidKey
 from strategies.base import TargetStrategy
 
@@ -26,6 +29,18 @@ class BuyAndHold(TargetStrategy):
         names = [d._name for d in self.datas]
         weights = self.p.weights or {s: 1.0 / len(names) for s in names}
         return dict(weights), True
+
+    @classmethod
+    def weights_array(cls, params: dict, frame: pd.DataFrame,
+                      forecast: pd.DataFrame | None = None, symbol: str | None = None,
+                      cache: dict | None = None) -> np.ndarray:
+        """The decisions of ``decide()`` for one traded symbol as the sweep kernel's array:
+        buy ``weights[symbol]`` (all equity by default) whenever flat, never trade again."""
+        weights = params.get("weights")
+        weight = 1.0 / 1 if not weights else weights.get(symbol, 0.0)
+        out = np.full((len(frame), 3), np.nan)
+        out[:, 0] = weight
+        return out
 
     @classmethod
     def check_params(cls, params: dict) -> None:

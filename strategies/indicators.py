@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
 
@@ -46,3 +47,28 @@ class LSTMForecast(bt.Indicator):
         missing = (math.nan, math.nan)
         for i in range(start, end):
             closes[i], returns[i] = self._by_num.get(times[i], missing)
+
+
+def sma_array(close: np.ndarray, period: int) -> np.ndarray:
+    """Backtrader's SMA of ``close`` as an array: NaN until ``period`` bars are in.
+
+    Each value is ``math.fsum`` of the window divided by ``period``, exactly as
+    ``bt.indicators.SMA`` computes it, so decisions on crossings match bit for bit.
+    """
+    values = [float(v) for v in close]
+    out = np.full(len(values), np.nan)
+    for i in range(period - 1, len(values)):
+        out[i] = math.fsum(values[i - period + 1:i + 1]) / period
+    return out
+
+
+def forecast_returns(table: pd.DataFrame | None, index: pd.DatetimeIndex) -> np.ndarray:
+    """``pred_return`` of a forecast table at each bar of ``index`` (NaN where missing),
+    the values ``LSTMForecast`` gives its strategy."""
+    if table is None or table.empty:
+        return np.full(len(index), np.nan)
+    series = table["pred_return"].astype("float64")
+    series = series[~series.index.duplicated(keep="last")]
+    if series.index.tz is None:
+        series.index = series.index.tz_localize("UTC")
+    return series.reindex(index.tz_convert("UTC")).to_numpy()

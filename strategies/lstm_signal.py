@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+
 from engine.errors import InvalidKey
 from strategies.base import TargetStrategy
-from strategies.indicators import LSTMForecast
+from strategies.indicators import LSTMForecast, forecast_returns
 
 
 class LSTMSignal(TargetStrategy):
@@ -48,6 +51,28 @@ class LSTMSignal(TargetStrategy):
         if held < 0 and predicted > -self.p.exit:
             return 0.0
         return None
+
+    @classmethod
+    def weights_array(cls, params: dict, frame: pd.DataFrame,
+                      forecast: pd.DataFrame | None = None, symbol: str | None = None,
+                      cache: dict | None = None) -> np.ndarray:
+        """The decisions of ``signal()`` for one symbol as the sweep kernel's array.
+
+        Returns:
+            ``(len(frame), 3)`` target weights wanted at each close when flat / long /
+            short, NaN = keep (see ``engine.execution.kernel``).
+        """
+        p = {**dict(cls.params._getitems()), **params}
+        pred = forecast_returns(forecast, frame.index)
+        entry, exit_, size = p["entry"], p["exit"], p["size"]
+        enter_long = pred > entry
+        enter_short = (pred < -entry) if p["short"] else np.zeros(len(pred), bool)
+        enter = np.where(enter_long, size * 1.0, np.where(enter_short, size * -1.0, np.nan))
+        out = np.empty((len(pred), 3))
+        out[:, 0] = enter
+        out[:, 1] = np.where(np.isnan(enter) & (pred < exit_), 0.0, enter)
+        out[:, 2] = np.where(np.isnan(enter) & (pred > -exit_), 0.0, enter)
+        return out
 
     @classmethod
     def check_params(cls, params: dict) -> None:

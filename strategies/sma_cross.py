@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import backtrader as bt
+import numpy as np
+import pandas as pd
 
 from engine.errors import InvalidKey
 from strategies.base import TargetStrategy
+from strategies.indicators import sma_array
 
 
 class SMACross(TargetStrategy):
@@ -32,6 +35,34 @@ class SMACross(TargetStrategy):
         if self.fast[data._name][0] > self.slow[data._name][0]:
             return 1.0
         return -1.0 if self.p.short else 0.0
+
+    @classmethod
+    def weights_array(cls, params: dict, frame: pd.DataFrame,
+                      forecast: pd.DataFrame | None = None, symbol: str | None = None,
+                      cache: dict | None = None) -> np.ndarray:
+        """The decisions of ``signal()`` for one symbol as the sweep kernel's array.
+
+        ``cache`` (a dict kept by the caller for one frame) saves each average across calls.
+
+        Returns:
+            ``(len(frame), 3)`` target weights wanted at each close when flat / long /
+            short, NaN before the slow average has its bars (see
+            ``engine.execution.kernel``).
+        """
+        p = {**dict(cls.params._getitems()), **params}
+        cache = {} if cache is None else cache
+        averages = []
+        for period in (p["fast"], p["slow"]):
+            key = ("sma", int(period))
+            if key not in cache:
+                cache[key] = sma_array(frame["close"].to_numpy(), int(period))
+            averages.append(cache[key])
+        fast, slow = averages
+        size = p["size"]
+        below = size * -1.0 if p["short"] else size * 0.0
+        weight = np.where(fast > slow, size * 1.0, below)
+        weight[np.isnan(slow) | np.isnan(fast)] = np.nan
+        return np.repeat(weight[:, None], 3, axis=1)
 
     @classmethod
     def check_params(cls, params: dict) -> None:

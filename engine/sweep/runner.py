@@ -27,6 +27,7 @@ from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError, EngineError
 from engine.report import write_json
 from engine.sweep import trial as trials
+from engine.sweep.fast import uses_fast_path
 from engine.sweep.spec import SweepSpec, trial_key
 
 log = logging.getLogger(__name__)
@@ -172,11 +173,14 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
               flush=True)
     if todo <= 0:
         return True
+    fast = uses_fast_path(spec)
+    if fast and pending is not None:
+        return _run_in_process(spec, selection, root, pending, done, progress)
     import ray
 
     _start_ray(address, num_cpus)
     try:
-        tuner = _tuner(spec, selection, root, done, pending, todo, out, progress)
+        tuner = _tuner(spec, selection, root, done, pending, todo, out, progress, fast)
         results = tuner.fit()
         failed = [r.error for r in results if r.error is not None]
         if failed:
@@ -213,16 +217,46 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
             raise ConfigError(f"--address {address}: cannot join that Ray cluster ({exc}); "
                               "start it with `ray start --head` or drop --address") from None
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        # "local": always a new Ray for this sweep, never another job's running instance
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
+
+
+def _run_in_process(spec: SweepSpec, selection: MarketData, root: Path,
+                    pending: list[dict[str, Any]], done: dict[str, dict[str, Any]],
+                    progress: bool) -> bool:
+    """Run a fast-path grid or random sweep in this process, one trial after another.
+
+    On the kernel a trial takes milliseconds, less than Ray would spend scheduling it; the
+    trials still leave their files one by one, so a stopped sweep resumes as usual.
+    """
+    from engine.sweep.fast import warm_up
+
+    warm_up()
+    report = _Progress(spec, len(pending), done) if progress else None
+    every = max(1, len(pending) // 100)  # at most about 100 progress lines
+    try:
+        for i, params in enumerate(pending, 1):
+            record = trials.run_trial(params, spec.trial_config(params), selection,
+                                      spec.objective, root, fast=True)
+            if report is not None and (i % every == 0 or i == len(pending)):
+                report.count = i - 1
+                value = record["objective"]
+                report.on_trial_result(0, [], None, {
+                    "objective": float("nan") if value is None else value,
+                    "key": record["key"]})
+    except KeyboardInterrupt:
+        return False
+    return True
 
 
 def _tuner(spec: SweepSpec, selection: MarketData, root: Path,
            done: dict[str, dict[str, Any]], pending: list[dict[str, Any]] | None, todo: int,
-           out: Path, progress: bool):
+           out: Path, progress: bool, fast: bool = False):
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, spec=spec, market=selection, root=str(root)),
+        tune.with_parameters(_trainable, spec=spec, market=selection, root=str(root),
+                             fast=fast),
         {"cpu": 1})
     run_config = tune.RunConfig(
         name=f"tune-{int(time.time())}", storage_path=str(out / "tune"), verbose=0,
@@ -279,13 +313,14 @@ def tune_params(spec: SweepSpec, config: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _trainable(config: dict[str, Any], spec: SweepSpec, market: MarketData, root: str) -> None:
+def _trainable(config: dict[str, Any], spec: SweepSpec, market: MarketData, root: str,
+               fast: bool = False) -> None:
     """One Tune trial: the walk-forward backtest, reported as ``objective``."""
     from ray import tune
 
     params = tune_params(spec, config)
     cfg = spec.trial_config(params)
-    record = trials.run_trial(params, cfg, market, spec.objective, Path(root))
+    record = trials.run_trial(params, cfg, market, spec.objective, Path(root), fast=fast)
     value = record["objective"]
     tune.report({"objective": float("nan") if value is None else value, "key": record["key"]})
 

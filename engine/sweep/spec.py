@@ -128,6 +128,7 @@ class SweepFile(_Section):
     seed: Annotated[int, Field(ge=0)] = 0  # random / tpe sampler seed
     max_concurrent: Annotated[int, Field(ge=1)] | None = None  # None = as many as CPUs allow
     pbo_blocks: Annotated[int, Field(ge=2, le=24, multiple_of=2)] = 16  # S of CSCV
+    fast_path: bool = True  # strategy-only spaces run on the numba kernel (engine.sweep.fast)
     output_dir: Path | None = None  # None = runs/<sweep file stem>
 
     @field_validator("space", mode="after")

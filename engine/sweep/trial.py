@@ -34,6 +34,8 @@ from strategies.registry import spec_label
 
 RESULT = "result.json"
 RETURNS = "returns.parquet"
+_LAST: dict[str, Any] = {}  # the walk-forward this process read last, by its file
+_MEMO: dict[str, tuple[tuple, Any]] = {}  # see _remembered
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,31 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
 
 def forecast_key(cfg: Config, market: MarketData) -> str:
     """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
+    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
+                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+                       "data": _remembered("data", (market,), lambda: _data_hash(market))},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _data_hash(market: MarketData) -> str:
     data = hashlib.sha256()
     for symbol, frame in market.frames.items():
         data.update(symbol.encode())
         data.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
-                       "walkforward": cfg.walkforward.model_dump(mode="json"),
-                       "data": data.hexdigest()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return data.hexdigest()
+
+
+def _remembered(name: str, inputs: tuple, compute: Any) -> Any:
+    """``compute()``, reused while ``inputs`` are the very same objects as last time (a
+    sweep's trials in one process share the selection data and the read forecasts)."""
+    hit = _MEMO.get(name)
+    if hit is not None and len(hit[0]) == len(inputs) and \
+            all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+        return hit[1]
+    value = compute()
+    _MEMO[name] = (inputs, value)  # holding the inputs keeps their ids from being reused
+    return value
 
 
 def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
@@ -94,9 +113,12 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
     cache.mkdir(parents=True, exist_ok=True)
     key = forecast_key(cfg, market)
     path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
+    if _LAST.get("path") == path and path.is_file():
+        return _LAST["wf"], True  # the process's previous trial read these very forecasts
     while True:
         saved = _read_pickle(path)
         if saved is not None:
+            _LAST.update(path=path, wf=saved)
             return saved, True
         try:
             os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -130,7 +152,8 @@ def clear_locks(cache: Path) -> None:
 
 
 def score(cfg: Config, market: MarketData, objective: Objective,
-          cache: Path | None = None) -> tuple[dict[str, Any], StrategyRun, Any]:
+          cache: Path | None = None,
+          fast: bool = False) -> tuple[dict[str, Any], StrategyRun, Any]:
     """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run.
 
     Args:
@@ -139,6 +162,9 @@ def score(cfg: Config, market: MarketData, objective: Objective,
         objective: The metric scored.
         cache: A folder of walk-forward results shared by the sweep's trials. Defaults to
             None (always train).
+        fast: Trade the objective strategy on the numba kernel (``engine.sweep.fast``)
+            instead of backtrader; the run then has no fills or trade records. Defaults
+            to False.
 
     Returns:
         ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
@@ -147,18 +173,25 @@ def score(cfg: Config, market: MarketData, objective: Objective,
     from engine.pipeline import run_strategies
 
     wf, reused = walk_forward(cfg, market, cache)
-    runs = run_strategies(cfg, market, wf)
-    run = objective_run(cfg, runs, objective)
-    metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
+    if fast:
+        from engine.sweep import fast as fast_path
+
+        run, trades = fast_path.objective_run(cfg, market, wf, objective,
+                                              forecast_key(cfg, market))
+        metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe), trades=trades)
+    else:
+        run = objective_run(cfg, run_strategies(cfg, market, wf), objective)
+        metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
     symbol = objective.symbol  # every data symbol is forecast
-    metrics["mse_ratio"] = forecast_metrics(wf.forecasts[symbol],
-                                            market.frames[symbol]["close"])["mse_ratio"]
+    table, frame = wf.forecasts[symbol], market.frames[symbol]
+    metrics["mse_ratio"] = _remembered(
+        "mse_ratio", (table, frame), lambda: forecast_metrics(table, frame["close"])["mse_ratio"])
     metrics["forecasts_reused"] = reused
     return metrics, run, wf
 
 
 def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective: Objective,
-              root: Path) -> dict[str, Any]:
+              root: Path, fast: bool = False) -> dict[str, Any]:
     """Run one trial (or read its saved result) and return its result record.
 
     Args:
@@ -167,6 +200,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
         market: The selection period's data; the holdout is not in it.
         objective: The metric scored.
         root: The sweep's ``trials`` directory.
+        fast: Run on the kernel (see ``score``). Defaults to False.
 
     Returns:
         ``{key, params, metrics, objective, error, node, seconds, finished}``.
@@ -179,7 +213,8 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts")
+        metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts",
+                                 fast=fast)
         returns = run.equity.pct_change().iloc[1:].rename(key)
         value = metrics.get(objective.metric)
         error = None

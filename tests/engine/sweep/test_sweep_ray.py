@@ -24,7 +24,15 @@ def _sweep(folder, csv, **changes):
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
+    """The 2 x 2 sma_cross grid, every trial on backtrader through Ray."""
     folder = tmp_path_factory.mktemp("grid")
+    return _sweep(folder, write_candles(folder / "data"), fast_path=False)
+
+
+@pytest.fixture(scope="module")
+def fast_grid(tmp_path_factory):
+    """The same grid on the fast path (the kernel, in the sweep's process)."""
+    folder = tmp_path_factory.mktemp("fast_grid")
     return _sweep(folder, write_candles(folder / "data"))
 
 
@@ -64,6 +72,25 @@ def test_local_sweep_writes_every_output(grid):
     assert saved["statistics"]["n_trials"] == 4 and saved["statistics"]["kurtosis"] > 0
     assert saved["holdout"]["bars"] == HOLDOUT
     assert "PSR" in (out / "report.html").read_text()
+
+
+def test_the_fast_path_sweep_chooses_and_scores_as_the_backtrader_sweep(grid, fast_grid):
+    _, summary, out = grid
+    _, fast_summary, fast_out = fast_grid
+    slow = pd.read_csv(out / "trials.csv").set_index("trial").sort_index()
+    fast = pd.read_csv(fast_out / "trials.csv").set_index("trial").sort_index()
+    assert fast.index.equals(slow.index) and fast["error"].isna().all()
+    assert fast["node"].nunique() == 1  # one process ran them all
+    columns = ["objective", "total_return", "sharpe", "max_drawdown", "n_trades", "win_rate",
+               "exposure", "fees_paid", "final_equity", "mse_ratio"]
+    pd.testing.assert_frame_equal(fast[columns], slow[columns], rtol=1e-9)
+    assert fast["forecasts_reused"].sum() == slow["forecasts_reused"].sum() == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(fast_out / "returns.parquet"),
+                                  pd.read_parquet(out / "returns.parquet"), rtol=1e-9)
+    assert fast_summary["best_trial"] == summary["best_trial"]
+    for key in ("psr", "dsr", "pbo"):
+        assert fast_summary[key] == pytest.approx(summary[key], rel=1e-9)
+    assert fast_summary["holdout"] == summary["holdout"]  # both on backtrader
 
 
 def test_best_yaml_runs_as_a_backtest(grid, tmp_path):

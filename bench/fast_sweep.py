@@ -1,0 +1,215 @@
+"""The sweep's fast path: the numba kernel against the backtrader driver, and a 10,000 grid.
+
+    python bench/fast_sweep.py
+
+All on the real daily BTC/USDT bars of configs/btc.yaml, with fixed random forecasts (as
+bench/backtest_speed.py uses) and trading from bar ``walkforward.train_bars`` on, the
+first bar btc.yaml's walk-forward forecasts.
+
+(a) Bars per second over the same small grid (lstm_signal entry x exit and sma_cross fast
+    x slow, 12 parameter sets): ``engine.simulation.simulate`` (backtrader) against the
+    kernel. The kernel is timed alone (decision arrays ready) and end to end (the
+    strategies' ``weights_array`` plus the kernel, averages shared across the grid as a
+    sweep shares them). Each kernel side is the best of 5 runs; the backtrader side runs
+    once (it takes seconds). Every kernel equity is checked against backtrader's.
+(b) Wall time of a 10,000-set grid: lstm_signal entry (100 values) x exit (50) plus
+    sma_cross fast (50) x slow (100), each set scored as a fast-path trial is (decision
+    array, kernel, ``trading_metrics``), one process. Also the time without the metrics.
+(c) The same 10,000 sets as the sweep's trial loop runs them (``engine.sweep.runner``'s
+    in-process fast path: each trial's config validated, scored with the forecast's
+    mse_ratio, its result.json and returns.parquet written), as two sweeps of btc.yaml
+    (with sma_cross added) holding out its last 365 bars like configs/sweep_btc.yaml; the
+    saved walk-forward they read holds the same random forecasts.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import csv_data_config, machine
+
+from engine.data import load_market_data
+from engine.execution import CostModel
+from engine.execution.kernel import run as run_kernel
+from engine.report import trading_metrics
+from engine.simulation import StrategyRun, simulate
+from engine.sweep.fast import warm_up
+from engine.timeframes import periods_per_year
+from strategies.lstm_signal import LSTMSignal
+from strategies.sma_cross import SMACross
+
+SYMBOL = "BTC/USDT"
+SMALL_GRID = ([(LSTMSignal, {"entry": e, "exit": x}) for e in (0.0, 0.005, 0.01)
+               for x in (-0.01, 0.0)]
+              + [(LSTMSignal, {"entry": 0.005, "exit": 0.0, "short": True, "size": 0.5})]
+              + [(SMACross, {"fast": f, "slow": s}) for f in (5, 10) for s in (30, 50)]
+              + [(SMACross, {"fast": 10, "slow": 30, "short": True})])
+
+
+def best_of(runs: int, fn) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def big_grid() -> list[tuple[type, dict]]:
+    entries = np.round(np.linspace(0.0, 0.02, 100), 6)
+    exits = np.round(np.linspace(-0.02, 0.0, 50), 6)
+    lstm = [(LSTMSignal, {"entry": float(e), "exit": float(x)})
+            for e, x in itertools.product(entries, exits)]
+    sma = [(SMACross, {"fast": f, "slow": s})
+           for f, s in itertools.product(range(1, 51), range(51, 151))]
+    return lstm + sma
+
+
+def fake_walk_forward(market, start: int, rng: np.random.Generator):
+    """A walk-forward result holding random forecasts from bar ``start`` on."""
+    from engine.walkforward import WalkForwardResult
+
+    tables = {}
+    for symbol, frame in market.frames.items():
+        ret = rng.normal(0, 0.02, len(frame) - 1 - start)
+        index = frame.index[start:-1]
+        closes = frame["close"].to_numpy()[start:-1]
+        tables[symbol] = pd.DataFrame({
+            "pred_close": closes * (1 + ret), "pred_return": ret, "pred_target": ret,
+            "base_close": closes, "target": frame.index[start + 1:], "fold": 0}, index=index)
+    return WalkForwardResult(tables, [], 0.0, start)
+
+
+def sweep_trials(cfg, grid: list[tuple[type, dict]], start: int) -> tuple[float, int]:
+    """Run ``grid`` through the sweep's in-process trial loop; (seconds, trials scored)."""
+    from engine.config import validate_config
+    from engine.sweep.fast import uses_fast_path
+    from engine.sweep.runner import _run_in_process, split_market
+    from engine.sweep.spec import SweepFile, SweepSpec
+    from engine.sweep.trial import finished, forecast_key
+
+    base = cfg.to_dict()
+    base["strategies"] = [{"name": "lstm_signal"}, {"name": "sma_cross"}]
+    market = load_market_data(cfg.data, progress=False)
+    seconds, scored = 0.0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("lstm_signal", "sma_cross"):
+            points = [{f"strategies.{name}.{k}": v for k, v in params.items()}
+                      for cls, params in grid if cls.name == name]
+            space = {k: sorted({p[k] for p in points}) for k in points[0]}
+            raw = SweepFile(base=base, space=space, objective={"metric": "sharpe",
+                            "strategy": name}, split={"holdout_bars": 365})
+            spec = SweepSpec(raw, validate_config(base, label="bench"), "bench",
+                             Path(tmp) / name)
+            assert uses_fast_path(spec)
+            selection = split_market(spec, market).selection
+            root = Path(tmp) / name / "trials"
+            forecasts = root.parent / "forecasts"
+            forecasts.mkdir(parents=True)
+            key = forecast_key(spec.base, selection)
+            wf = fake_walk_forward(selection, start, np.random.default_rng(1))
+            (forecasts / f"{key}.pkl").write_bytes(pickle.dumps(wf))
+            started = time.perf_counter()
+            _run_in_process(spec, selection, root, points, {}, progress=False)
+            seconds += time.perf_counter() - started
+            records = finished(root).values()
+            scored += sum(r["objective"] is not None and r["metrics"]["forecasts_reused"]
+                          for r in records)
+    return seconds, scored
+
+
+def main() -> None:
+    cfg = csv_data_config()
+    frame = load_market_data(cfg.data, progress=False).frames[SYMBOL]
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0, 0.02, len(frame))
+    forecasts = pd.DataFrame({"pred_close": frame["close"] * (1 + returns),
+                              "pred_return": returns}, index=frame.index)
+    start = int(cfg.walkforward.train_bars)
+    broker, costs = cfg.broker, CostModel(cfg.broker.commission, cfg.broker.slippage)
+    bars = len(frame)
+    warm_up()
+
+    # (a) the same small grid both ways
+    started = time.perf_counter()
+    slow_runs = [simulate({SYMBOL: frame}, cls, params, broker, trade_start=frame.index[start],
+                          forecasts={SYMBOL: forecasts}) for cls, params in SMALL_GRID]
+    t_bt = time.perf_counter() - started
+    arrays = [cls.weights_array(params, frame, forecasts, SYMBOL) for cls, params in SMALL_GRID]
+    for weights, slow in zip(arrays, slow_runs, strict=True):
+        fast = run_kernel(frame, weights, start, broker.cash, costs, broker.leverage)
+        np.testing.assert_allclose(fast.equity, slow.equity.to_numpy(), rtol=1e-9)
+
+    def kernel_only():
+        for weights in arrays:
+            run_kernel(frame, weights, start, broker.cash, costs, broker.leverage)
+
+    def end_to_end():
+        cache: dict = {}
+        for cls, params in SMALL_GRID:
+            run_kernel(frame, cls.weights_array(params, frame, forecasts, SYMBOL, cache), start,
+                       broker.cash, costs, broker.leverage)
+
+    t_kernel, t_e2e = best_of(5, kernel_only), best_of(5, end_to_end)
+    grid_bars = bars * len(SMALL_GRID)
+
+    # (b) 10,000 parameter sets scored as fast-path trials
+    grid = big_grid()
+    per_year = periods_per_year(cfg.data.timeframe)
+    index = frame.index[start:]
+    cache: dict = {}
+    scores = []
+    started = time.perf_counter()
+    for cls, params in grid:
+        result = run_kernel(frame, cls.weights_array(params, frame, forecasts, SYMBOL, cache),
+                            start, broker.cash, costs, broker.leverage)
+        run = StrategyRun(cls.name, SYMBOL, pd.Series(result.equity, index),
+                          pd.DataFrame({SYMBOL: result.position}, index=index), pd.DataFrame(),
+                          fees=result.fees)
+        trades = [{"pnl": p, "bars_held": b} for p, b in zip(result.trade_pnl,
+                                                              result.trade_bars, strict=True)]
+        scores.append(trading_metrics(run, per_year, trades=trades)["sharpe"])
+    t_grid = time.perf_counter() - started
+    cache = {}
+    started = time.perf_counter()
+    for cls, params in grid:
+        run_kernel(frame, cls.weights_array(params, frame, forecasts, SYMBOL, cache), start,
+                   broker.cash, costs, broker.leverage)
+    t_grid_kernel = time.perf_counter() - started
+
+    t_sweep, scored = sweep_trials(cfg, grid, start)
+
+    print(machine())
+    print(f"bars: {bars} (traded from bar {start}); small grid: {len(SMALL_GRID)} sets")
+    print(f"backtrader (simulate):   {grid_bars / t_bt:,.0f} bars/s ({t_bt:.2f} s)")
+    print(f"kernel alone:            {grid_bars / t_kernel:,.0f} bars/s ({t_kernel * 1e3:.2f} ms)"
+          f": {t_bt / t_kernel:,.0f}x")
+    print(f"weights_array + kernel:  {grid_bars / t_e2e:,.0f} bars/s ({t_e2e * 1e3:.1f} ms)"
+          f": {t_bt / t_e2e:,.0f}x")
+    print(f"10,000-set grid ({len(grid)} sets, {len(grid) * bars:,} bars): {t_grid:.1f} s with "
+          f"metrics, {t_grid_kernel:.1f} s arrays + kernel only; best Sharpe "
+          f"{np.nanmax(np.array(scores, dtype=float)):.2f}")
+    print(f"the same sets as sweep trials (files written): {t_sweep:.1f} s, {scored} scored")
+    print(json.dumps({
+        "bars": bars, "small_grid_sets": len(SMALL_GRID),
+        "backtrader_bars_per_s": round(grid_bars / t_bt),
+        "kernel_bars_per_s": round(grid_bars / t_kernel),
+        "kernel_ratio": round(t_bt / t_kernel, 1),
+        "end_to_end_bars_per_s": round(grid_bars / t_e2e),
+        "end_to_end_ratio": round(t_bt / t_e2e, 1),
+        "grid_sets": len(grid), "grid_seconds": round(t_grid, 2),
+        "grid_seconds_without_metrics": round(t_grid_kernel, 2),
+        "sweep_trials_seconds": round(t_sweep, 1), "sweep_trials_scored": scored}))
+
+
+if __name__ == "__main__":
+    main()
