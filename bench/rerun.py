@@ -5,9 +5,9 @@
 Runs ``python -m engine.backtest`` on configs/btc.yaml (candles from the real CSV files)
 twice in subprocesses with one fresh model store: first from scratch (every fold
 trained), then with a strategy parameter changed (``lstm_signal.entry``), which changes no
-fold's key, so every fold is loaded and only its forecasts are recomputed. Prints both
-wall times and their ratio, checks that the forecasts are byte-identical, and ends with
-one JSON line.
+fold's key and no fold's input windows, so every fold and its forecasts come from the
+store and the second run never imports Keras. Prints both wall times and their ratio,
+checks that the forecasts are byte-identical, and ends with one JSON line.
 """
 
 from __future__ import annotations

@@ -4,14 +4,18 @@ A fold's weights are decided by the model settings, the fold's shape (index, war
 epochs), the seed, the exact rows of every symbol the fold may know, the previous fold's
 model when it is warm-started, and the Keras backend and version. The store's key is a
 hash of all of these (``fold_key``), so a fold whose key is present is loaded, not
-trained, and its forecasts are recomputed from it; anything that could change the weights
-changes the key. Entries live under ``data.model_store`` (default
+trained, and its forecasts are taken from the entry when it holds outputs for exactly
+the same input windows (else recomputed from the weights and added); anything that
+could change the weights changes the key. Entries live under ``data.model_store`` (default
 ``<data.cache_dir>/models``), one directory per key::
 
     <store>/<key>/model.keras    the full model (optimizer state included: warm starts
                                  continue from it)
     <store>/<key>/model.json     the fold's settings and training record
     <store>/<key>/weights.npz    the layer weights alone (forecasting loads only these)
+    <store>/<key>/forecasts-<digest>.npy
+                                 the model's outputs for a set of input windows, keyed
+                                 by ``windows_digest`` of exactly those windows
 
 An entry is written in a temporary directory beside it and renamed into place, so a crash
 never leaves a half-written entry under a key, and runs that fit the same fold at once
@@ -74,6 +78,13 @@ def rows_digest(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], star
     return digest.hexdigest()
 
 
+def windows_digest(X: np.ndarray) -> str:
+    """sha256 of a batch of model input windows: their dtype, shape and values."""
+    digest = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())
+    digest.update(np.ascontiguousarray(X).tobytes())
+    return digest.hexdigest()
+
+
 def fold_key(model: Mapping[str, Any], fold: Mapping[str, Any], data: str,
              previous: str | None, runtime: Mapping[str, Any]) -> str:
     """The store key of one fold.
@@ -84,7 +95,7 @@ def fold_key(model: Mapping[str, Any], fold: Mapping[str, Any], data: str,
             ``seed + index``), whether it is warm-started, its epochs.
         data: ``rows_digest`` of the bars the fold may know.
         previous: The key of the fold it continues from when warm-started, else None.
-        runtime: The Keras version and backend (``models.lstm.runtime``).
+        runtime: The Keras version and backend (``models.runtime.runtime``).
     """
     payload = {"format": FORMAT, "model": dict(model), "fold": dict(fold), "data": data,
                "previous": previous, "runtime": dict(runtime)}
@@ -149,6 +160,36 @@ class ModelStore:
                         self.entry(key), exc)
             _remove_entry(self.entry(key))  # so the fold's new model can take its place
             return None
+
+    def read_forecasts(self, key: str, digest: str) -> np.ndarray | None:
+        """The outputs ``key``'s model gave for the windows of ``digest``, or None when
+        the entry holds none for them (or they cannot be read: they are then recomputed)."""
+        path = self.entry(key) / f"forecasts-{digest}.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("model store forecasts %s are unreadable (%s); recomputing them",
+                        path, exc)
+            return None
+
+    def put_forecasts(self, key: str, digest: str, outputs: np.ndarray) -> None:
+        """Keep ``key``'s model outputs for the windows of ``digest`` in its entry (written
+        aside and renamed into place). A store that cannot be written costs reuse, not
+        the run, so a failure is only logged."""
+        final = self.entry(key) / f"forecasts-{digest}.npy"
+        tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.tmp.npy")
+        try:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(outputs), allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            log.warning("cannot keep forecasts in the model store entry %s (%s); they will "
+                        "be recomputed next time", self.entry(key), exc.strerror or exc)
+            tmp.unlink(missing_ok=True)
 
     def put(self, key: str, model: Any, meta: dict[str, Any]) -> Path:
         """Save a fitted model under ``key`` (replacing an entry when ``retrain``).

@@ -115,7 +115,7 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
             "seconds": seconds,
             "folds_trained": wf.folds_trained,
             "folds_reused": wf.folds_reused,
-            "device": _device(),
+            "device": _device(wf),
             "versions": _versions(),
         },
         "config": cfg.to_dict(),
@@ -199,26 +199,27 @@ def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _device() -> str:
+NO_DEVICE = "none: all folds and forecasts reused from the model store"
+
+
+def _device(wf: WalkForwardResult) -> str:
+    """The backend and device the models ran on; NO_DEVICE when no model ran at all (then
+    Keras was never imported, and is not imported to say where it would have run)."""
+    if wf.folds_trained == 0 and wf.forecasts_reused == len(wf.folds):
+        return NO_DEVICE
     from models.lstm import device_description
 
     return device_description()
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
+    """Versions of the engine and what it runs on, from package metadata (no imports)."""
+    from models.runtime import keras_backend, package_version
 
-    import keras
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
+    backend = keras_backend()
     versions = {"engine": __version__, "python": platform.python_version(),
-                "keras_backend": keras.backend.backend()}
+                "keras_backend": backend}
     for dist in ("keras", "tensorflow", "jax", "torch", "backtrader", "ccxt", "pandas", "numpy"):
-        if dist not in ("tensorflow", "jax", "torch") or dist == keras.backend.backend():
-            versions[dist] = version(dist)
+        if dist not in ("tensorflow", "jax", "torch") or dist == backend:
+            versions[dist] = package_version(dist)
     return versions

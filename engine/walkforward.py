@@ -11,8 +11,9 @@ Rolling windows train on the last ``e_0`` bars only; expanding windows on all ba
 With ``warm_start``, fold k > 0 continues from fold k-1's weights for ``finetune_epochs``.
 
 With a ``ModelStore``, a fold whose key (settings, seed, known bars, previous fold) is
-stored is not trained: its weights are loaded and its forecasts recomputed in one batched
-call, exactly as the run that trained it made them.
+stored is not trained: its forecasts for the same input windows are read from the store,
+or else recomputed from its weights in one batched call, exactly as the run that trained
+it made them. A run that needs neither never imports Keras.
 
 Example:
     >>> result = run_walkforward(market.frames, cfg.model, cfg.walkforward, out / "models")
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from engine.config import ModelConfig, WalkForwardConfig
 from engine.errors import ModelError
-from engine.models_store import ModelStore, fold_key, rows_digest
+from engine.models_store import ModelStore, fold_key, rows_digest, windows_digest
 from models.features import Windows, close_matrix, feature_matrix, make_windows, to_prices
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class WalkForwardResult:
     folds: list[FoldRecord]
     train_seconds: float
     first_forecast_bar: int  # bar index of the first forecast (decision bar)
+    forecasts_reused: int = 0  # stored folds whose forecasts came from the store as well
 
     @property
     def folds_reused(self) -> int:
@@ -169,7 +171,9 @@ def _walk(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], keys: list[
     predicted = np.full((len(index), len(frames)), np.nan)
     fold_of = np.full(len(index), -1)
     records: list[FoldRecord] = []
-    model, stored, predictor = None, None, None  # last trained model, last reused key
+    model, stored = None, None  # last trained model, last reused key
+    predictor: list[Any] = []  # one model for every stored fold's weights, built when needed
+    cached = 0  # stored folds whose forecasts were stored too
     started = time.perf_counter()
     bar = tqdm(plans, desc="walk-forward", unit="fold", disable=not progress)
     for plan, key in zip(bar, keys, strict=True):
@@ -177,12 +181,18 @@ def _walk(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], keys: list[
                                & (windows.end < plan.forecast_end))
         meta = store.lookup(key) if store is not None else None
         weights = store.read_weights(key) if meta is not None else None
+        digest = windows_digest(ahead.X) if store is not None else None
         if weights is not None:
-            # 1. A stored fold: its weights into one model, one batched call forecasts.
+            # 1. A stored fold: its forecasts for these very windows from the entry, else
+            # its weights into one model and one batched call.
             t0 = time.perf_counter()
-            predictor = predictor or _predictor(model_cfg, windows, len(frames))
-            _set_weights(predictor, weights)
-            predicted[ahead.end] = forecast(predictor, ahead)
+            outputs = store.read_forecasts(key, digest)
+            if outputs is None:
+                outputs = _stored_forecast(predictor, weights, model_cfg, windows, frames, ahead)
+                store.put_forecasts(key, digest, outputs)
+            else:
+                cached += 1
+            predicted[ahead.end] = outputs
             record = _reused_record(plan, index, ahead.end, meta, time.perf_counter() - t0,
                                     model_dir, key)
             _save_fold(store, key, None, record, model_cfg, wf, list(frames), model_dir)
@@ -194,6 +204,8 @@ def _walk(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], keys: list[
             model, record = fit_fold(plan, index, windows, previous, model_cfg, wf, model_dir,
                                      list(frames), store, key)
             predicted[ahead.end] = forecast(model, ahead)
+            if store is not None and store.entry(key).is_dir():  # stored by fit_fold
+                store.put_forecasts(key, digest, predicted[ahead.end])
             stored = None
         fold_of[ahead.end] = plan.index
         records.append(record)
@@ -201,15 +213,15 @@ def _walk(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], keys: list[
     bar.close()
     forecasts = _tables(index, list(frames), windows, predicted, fold_of)
     return WalkForwardResult(forecasts, records, time.perf_counter() - started,
-                             plans[0].forecast_start)
+                             plans[0].forecast_start, cached)
 
 
 def fold_keys(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan],
               model_cfg: ModelConfig, wf: WalkForwardConfig) -> list[str]:
     """The model store key of each fold of ``plans`` (see ``engine.models_store``)."""
-    from models import lstm
+    from models.runtime import runtime as keras_runtime  # no Keras import: see its docstring
 
-    runtime, settings = lstm.runtime(), model_cfg.model_dump(mode="json")
+    runtime, settings = keras_runtime(), model_cfg.model_dump(mode="json")
     columns = list(dict.fromkeys((*model_cfg.features, "close")))  # what the model reads
     keys: list[str] = []
     for plan in plans:
@@ -238,6 +250,17 @@ def next_fold(frames: Mapping[str, pd.DataFrame], previous: Any, model_cfg: Mode
     record = _reused_record(plan, index, ahead, meta, 0.0, model_dir, key)
     _save_fold(store, key, None, record, model_cfg, wf, list(frames), model_dir)
     return record
+
+
+def _stored_forecast(predictor: list[Any], weights: list[np.ndarray], model_cfg: ModelConfig,
+                     windows: Windows, frames: Mapping[str, pd.DataFrame],
+                     ahead: Windows) -> np.ndarray:
+    """A stored fold's outputs for ``ahead``, from its weights in the one model kept in
+    ``predictor`` (built on first use, so a run that needs none never loads Keras)."""
+    if not predictor:
+        predictor.append(_predictor(model_cfg, windows, len(frames)))
+    _set_weights(predictor[0], weights)
+    return forecast(predictor[0], ahead)
 
 
 def _predictor(model_cfg: ModelConfig, windows: Windows, n_outputs: int) -> Any:
@@ -344,11 +367,11 @@ def _save_fold(store: ModelStore | None, key: str | None, model: Any, record: Fo
     it holds the fold (no second copy of the weights), else saved."""
     if model_dir is None:
         return
-    from models import lstm
-
     path = model_dir / Path(record.model_file).name
     meta = _fold_meta(record, model_cfg, wf, symbols)
     if store is None or key is None:
+        from models import lstm  # only here: linking a stored fold needs no Keras
+
         lstm.save(model, path, meta)
         return
     store.link_model(key, path)

@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.config import ModelConfig
 from engine.errors import ModelError
+from models import runtime as _runtime
 
 # TensorFlow's C++ runtime logs informational lines straight to file descriptor 2 (no
 # setting silences them in TF 2.2x): "I0000 ... oneDNN custom operations are on", "Could
@@ -174,15 +175,9 @@ def set_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
 
 def runtime() -> dict[str, str | None]:
     """The Keras version, its backend and the backend library's version: what a fitted
-    model's weights may depend on besides the settings, the data and the seed."""
-    backend = keras.backend.backend()
-    module = sys.modules.get(backend)
-    if module is None and backend in ("tensorflow", "jax", "torch"):
-        import importlib
-
-        module = importlib.import_module(backend)
-    return {"keras": keras.__version__, "backend": backend,
-            "backend_version": getattr(module, "__version__", None)}
+    model's weights may depend on besides the settings, the data and the seed (see
+    ``models.runtime``, which finds them without importing Keras)."""
+    return _runtime.runtime()
 
 
 def device_description() -> str:

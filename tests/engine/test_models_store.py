@@ -18,9 +18,9 @@ from engine.config import ModelConfig, WalkForwardConfig, validate_config
 from engine.models_store import ModelStore, fold_key, main, prune
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
-from engine.pipeline import run
+from engine.pipeline import NO_DEVICE, run
 from engine.walkforward import fold_keys, plan_folds, run_walkforward
-from models import lstm
+from models import lstm, runtime
 from tests.conftest import config_dict, make_ohlcv, write_config
 from tests.loopback import LoopbackExchange
 
@@ -87,6 +87,22 @@ def test_second_backtest_reuses_every_fold_with_identical_outputs(tmp_path):
     saved = json.loads((tmp_path / "b" / "models" / "fold_002.json").read_text())
     assert saved["fold"]["reused"] and saved["model"]["units"] == 4
     assert lstm.load(tmp_path / "b" / fold["model_file"]).count_params() > 0
+    # The second run took every fold's forecasts from the store too: no model ran.
+    assert second.walkforward.forecasts_reused == n and first.walkforward.forecasts_reused == 0
+    assert second.report["run"]["device"] == NO_DEVICE != first.report["run"]["device"]
+    assert second.report["run"]["versions"] == first.report["run"]["versions"]
+    # Without the stored forecasts they are recomputed from the weights, as exactly.
+    cached = sorted(store.glob("*/forecasts-*.npy"))
+    assert len(cached) == n
+    for path in cached:
+        path.unlink()
+    third = run(validate_config({**raw, "output_dir": str(tmp_path / "c")}), progress=False)
+    assert (third.walkforward.folds_reused, third.walkforward.forecasts_reused) == (n, 0)
+    for name in ("predictions.csv", "equity.csv", "comparison.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "c" / name).read_bytes(), name
+    assert first.report["strategies"] == third.report["strategies"]
+    assert third.report["run"]["device"] == first.report["run"]["device"]
+    assert sorted(store.glob("*/forecasts-*.npy")) == cached  # put back
 
 
 def test_strategy_change_reuses_and_retrain_trains(tmp_path):
@@ -129,6 +145,59 @@ def test_concurrent_command_line_runs_share_one_store(tmp_path, capsys):
     assert (report["run"]["folds_trained"], report["run"]["folds_reused"]) == (3, 0)
 
 
+_IMPORTS_AT_EXIT = """
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps(sorted(
+    m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")))))
+sys.argv = ["engine.backtest", *sys.argv[1:]]
+runpy.run_module("engine.backtest", run_name="__main__")
+"""
+
+
+def test_a_fully_reused_run_never_imports_keras(tmp_path):
+    config = write_config(tmp_path, csv_config(tmp_path, generated(260)))
+    assert backtest_main([str(config), "--output", str(tmp_path / "a"), "--no-progress"]) == 0
+
+    def imports(output: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", _IMPORTS_AT_EXIT, str(config), "--output",
+                               str(tmp_path / output), "--no-progress"], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert imports("b") == []
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["run"]["device"] == NO_DEVICE
+    assert report["run"]["versions"]["keras"] == runtime.package_version("keras")
+    assert (tmp_path / "a" / "predictions.csv").read_bytes() == \
+        (tmp_path / "b" / "predictions.csv").read_bytes()
+    # One forecast missing from the store: that fold's model runs, so Keras loads.
+    next((tmp_path / "cache" / "models").glob("*/forecasts-*.npy")).unlink()
+    assert "keras" in imports("c")
+
+
+def test_runtime_without_keras_matches_keras(monkeypatch, tmp_path):
+    import keras
+
+    module = sys.modules[keras.backend.backend()]
+    assert runtime.runtime() == lstm.runtime() == {
+        "keras": keras.__version__, "backend": keras.backend.backend(),
+        "backend_version": module.__version__}
+    # Resolved as Keras does when it is not imported: KERAS_BACKEND, keras.json, default.
+    monkeypatch.delitem(sys.modules, "keras")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert runtime.keras_backend() == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
+    assert runtime.keras_backend() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert runtime.keras_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "")
+    assert runtime.keras_backend() == "jax"
+    (tmp_path / "keras.json").write_text("{not json")
+    assert runtime.keras_backend() == "tensorflow"
+
+
 # --- what the key sees ------------------------------------------------------------------
 
 def test_appended_candles_reuse_every_unchanged_fold(frames, tmp_path):
@@ -137,8 +206,13 @@ def test_appended_candles_reuse_every_unchanged_fold(frames, tmp_path):
     assert (before.folds_trained, before.folds_reused) == (4, 0)
     one_more = run_walkforward(short(frames, 201), TINY, WF, None, progress=False, store=store)
     assert (one_more.folds_trained, one_more.folds_reused) == (0, 4)
+    # The new candle adds a window to the last fold: its forecasts are recomputed.
+    assert one_more.forecasts_reused == 3
+    assert_same_forecasts(one_more, run_walkforward(short(frames, 201), TINY, WF, None,
+                                                    progress=False))
     new_fold = run_walkforward(frames, TINY, WF, None, progress=False, store=store)
     assert (new_fold.folds_trained, new_fold.folds_reused) == (1, 4)
+    assert new_fold.forecasts_reused == 3
     # The new fold continued from the stored fold 3 exactly as an uninterrupted run does.
     assert_same_forecasts(new_fold, run_walkforward(frames, TINY, WF, None, progress=False))
 
