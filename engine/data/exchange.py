@@ -142,8 +142,10 @@ class Downloader:
             complete: The exchange must hold the whole range (a range of the past), so
                 an empty page that persists is an error. False for a range that ends at
                 the clock: the newest candles may be late (a halted market, a lagging
-                exchange), so after the retries the download ends there with a warning;
-                the caller must not count that span as held. Defaults to True.
+                exchange), so an empty page that persists ends the download there with a
+                warning, but only if the exchange has no later closed candle either (a
+                gap before candles it does have is an error, as above); the caller must
+                not count that span as held. Defaults to True.
 
         Raises:
             TemporaryExchangeError: Still failing, or still no candles, after the retries;
@@ -167,7 +169,7 @@ class Downloader:
                     if not isinstance(exc.__cause__, EmptyPage):
                         raise
                     missing = _no_candles(what, cursor, until_ms, self.retries)
-                    if complete:
+                    if complete or self._has_later(symbol, timeframe, cursor, until_ms, limit):
                         raise TemporaryExchangeError(
                             f"{missing}; nothing was cached for it; run again later, or set "
                             "data.end before that span if the market stopped trading") from None
@@ -178,6 +180,24 @@ class Downloader:
                 cursor = max(cursor, page[-1][0] + tf_ms)
                 bar.update(1)
         return rows
+
+    def _has_later(self, symbol: str, timeframe: str, cursor: int, until_ms: int,
+                   limit: int | None) -> bool:
+        """Whether the exchange has closed candles after the empty page at ``cursor``.
+
+        Asks once more, for the last page before ``until_ms``: candles there mean the empty
+        page was a gap in the middle of the data, not the end of it.
+        """
+        tf_ms = self.exchange.parse_timeframe(timeframe) * 1000
+        since = max(cursor + tf_ms, until_ms - tf_ms * (limit or 500))
+        try:
+            page = self._call(f"{self.exchange.id} {symbol} {timeframe} candles",
+                              lambda: self._fetch_page(symbol, timeframe, since, limit))
+        except TemporaryExchangeError as exc:
+            if isinstance(exc.__cause__, EmptyPage):
+                return False
+            raise
+        return any(row[0] < until_ms for row in page)
 
     def _fetch_page(self, symbol: str, timeframe: str, since: int, limit: int | None) -> list:
         """One page of candles from ``since`` on; never empty (see ``fetch``)."""

@@ -271,19 +271,34 @@ def test_credentials_echoed_by_the_exchange_are_redacted(tmp_path, loopback):
         assert password not in text and key not in text
 
 
+def test_empty_page_mid_range_without_an_end_date_fails_and_the_cache_claims_nothing(
+        tmp_path, loopback, candles):
+    """No data.end (the shipped configs' default): a gap before candles the exchange has
+    is never taken as the end of the data."""
+    cfg = data_cfg(tmp_path, loopback, retries=1)
+    loopback.inject("empty", times=2, after=3)  # BTC's 4th page of 4 is empty, twice
+    with pytest.raises(TemporaryExchangeError) as info:
+        load_market_data(cfg, now_ms=clock(loopback), sleep=lambda s: None, progress=False)
+    assert "BTC/USDT 1d candles: the exchange sent no candles from 2020-10-27 00:00 UTC" \
+        in str(info.value) and "\n" not in str(info.value)
+    assert CandleCache(cfg.cache_dir, "binance").read("BTC/USDT", "1d") is None
+    market = load_market_data(cfg, now_ms=clock(loopback), progress=False)  # healthy again
+    assert len(market.index) == 400
+
+
 def test_range_up_to_the_clock_goes_on_without_late_candles_and_asks_again(
         tmp_path, loopback, candles, caplog):
+    """The exchange lags the clock (or the market halted): the newest candles are late."""
     cfg = data_cfg(tmp_path, loopback, retries=1)  # no data.end: the range ends at the clock
-    loopback.inject("empty", times=2, after=3)  # BTC's 4th page is late, twice
-    market = load_market_data(cfg, now_ms=clock(loopback), sleep=lambda s: None,
-                              progress=False)
-    assert len(market.index) == 300
-    assert "the exchange sent no candles from 2020-10-27 00:00 UTC" in caplog.text
+    late = lambda: loopback.now_ms + 3 * 86_400_000  # noqa: E731  (our clock 3 days ahead)
+    market = load_market_data(cfg, now_ms=late, sleep=lambda s: None, progress=False)
+    assert len(market.index) == 400
+    assert "the exchange sent no candles from 2021-02-04 00:00 UTC" in caplog.text
     assert "asked for again at the next run" in caplog.text
     cached = CandleCache(cfg.cache_dir, "binance").read("BTC/USDT", "1d")
-    assert cached.covered_until == int(candles["BTC/USDT"].index[300].value // 1_000_000)
+    assert cached.covered_until == int(candles["BTC/USDT"].index[-1].value // 1_000_000) \
+        + 86_400_000
     loopback.reset_counts()
-    market = load_market_data(cfg, now_ms=clock(loopback), progress=False)
-    assert len(market.index) == 400
+    load_market_data(cfg, now_ms=late, sleep=lambda s: None, progress=False)
     starts = [int(q["startTime"]) for p, q in loopback.log if p == "/api/v3/klines"]
-    assert starts == [cached.covered_until]  # only the late candles were asked for
+    assert starts[0] == cached.covered_until  # only the late candles are asked for again
