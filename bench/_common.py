@@ -44,6 +44,16 @@ def csv_data_config(config: str = "configs/btc.yaml"):
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"csv": csv})})
 
 
+def best_of(runs: int, fn) -> float:
+    """The shortest of ``runs`` timings of ``fn()``, in seconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 @contextmanager
 def timed(label: str, into: dict):
     start = time.perf_counter()

@@ -12,12 +12,11 @@ time kept. The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import json
-import time
 
 import backtrader as bt
 import numpy as np
 import pandas as pd
-from _common import csv_data_config, machine
+from _common import best_of, csv_data_config, machine
 
 from engine.data import load_market_data
 from engine.simulation import feed, simulate
@@ -35,15 +34,6 @@ class PlainSMA(bt.Strategy):
             self.buy(size=0.1)
         elif self.position and self.data.close[0] < self.sma[0]:
             self.close()
-
-
-def best_of(runs: int, fn) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import csv_data_config, machine
+from _common import best_of, csv_data_config, machine
 
 from engine.data import load_market_data
 from engine.execution import CostModel
@@ -53,15 +53,6 @@ SMALL_GRID = ([(LSTMSignal, {"entry": e, "exit": x}) for e in (0.0, 0.005, 0.01)
               + [(LSTMSignal, {"entry": 0.005, "exit": 0.0, "short": True, "size": 0.5})]
               + [(SMACross, {"fast": f, "slow": s}) for f in (5, 10) for s in (30, 50)]
               + [(SMACross, {"fast": 10, "slow": 30, "short": True})])
-
-
-def best_of(runs: int, fn) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def big_grid() -> list[tuple[type, dict]]:
