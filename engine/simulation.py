@@ -11,7 +11,6 @@ they share one account and one cash balance.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +49,7 @@ class StrategyRun:
         return list(self.position.columns)
 
 
-FILL_COLUMNS = ["time", "symbol", "side", "size", "price", "commission", "value", "decided_at"]
+_FILL_COLUMNS = ["time", "symbol", "side", "size", "price", "commission", "value", "decided_at"]
 
 
 class Recorder(bt.Analyzer):
@@ -77,9 +76,19 @@ class Recorder(bt.Analyzer):
             self.sizes.append(tuple(account.size(s) for s in self._names))
 
 
+def cost_model(broker: BrokerConfig) -> CostModel:
+    """The configured commission and slippage."""
+    return CostModel(broker.commission, broker.slippage)
+
+
 def make_account(broker: BrokerConfig) -> Account:
     """A fresh account with the configured cash, costs and leverage."""
-    return Account(broker.cash, CostModel(broker.commission, broker.slippage), broker.leverage)
+    return Account(broker.cash, cost_model(broker), broker.leverage)
+
+
+def restore_account(state: Mapping[str, Any], broker: BrokerConfig) -> Account:
+    """The account ``Account.to_dict`` saved, with the configured costs and leverage."""
+    return Account.from_dict(state, cost_model(broker), broker.leverage)
 
 
 def feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasData:
@@ -130,13 +139,13 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
     pending = core.pending[:2] if core.pending else None
     return StrategyRun(label or strategy.name, symbols[0] if len(symbols) == 1 else PORTFOLIO,
                        pd.Series(rec.values, index, name="equity"), position,
-                       fills_frame(core.fills), _utc_times(trades), account.fees, pending,
+                       _fills_table(core.fills), _utc_times(trades), account.fees, pending,
                        contributions(account, position, last))
 
 
-def fills_frame(fills: list[dict[str, Any]]) -> pd.DataFrame:
-    """Fill records as a DataFrame with UTC times (the columns of ``FILL_COLUMNS``)."""
-    frame = pd.DataFrame(fills, columns=FILL_COLUMNS)
+def _fills_table(fills: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fill records as a DataFrame with UTC times (the columns of ``_FILL_COLUMNS``)."""
+    frame = pd.DataFrame(fills, columns=_FILL_COLUMNS)
     for column in ("time", "decided_at"):
         if not frame.empty:
             frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
@@ -163,8 +172,3 @@ def _utc_times(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(value, dt.datetime):
                 trade[key] = pd.Timestamp(value, tz="UTC")
     return trades
-
-
-def exposure_share(position: pd.DataFrame) -> float:
-    """Share of the recorded closes at which any position was held."""
-    return float((position != 0).any(axis=1).mean()) if len(position) else math.nan

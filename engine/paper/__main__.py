@@ -34,7 +34,7 @@ from engine.execution import Account, Bar
 from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
 from engine.report import render_table
 from engine.report.charts import equity_chart
-from engine.simulation import make_account
+from engine.simulation import make_account, restore_account
 
 
 def default_state(output_dir: Path) -> Path:
@@ -123,11 +123,11 @@ def _position_rows(name: str, account: Account, candles: pd.DataFrame,
     for symbol, mine in candles.groupby("symbol", sort=False):
         close = float(mine["close"].iloc[-1])
         held = account.positions.get(symbol)
+        realized = float(trades.loc[trades["symbol"] == symbol, "pnl"].sum())
         rows.append({"account": name, "symbol": symbol, "position": account.size(symbol),
                      "entry_price": held.entry_price if held else None, "last_close": close,
-                     "realized": float(trades.loc[trades["symbol"] == symbol, "pnl"].sum()),
-                     "unrealized": account.contribution(symbol, close)
-                     - float(trades.loc[trades["symbol"] == symbol, "pnl"].sum()),
+                     "realized": realized,
+                     "unrealized": account.contribution(symbol, close) - realized,
                      "fees_paid": account.fees_by_symbol.get(symbol, 0.0)})
     return rows
 
@@ -145,10 +145,9 @@ def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]
     candles = state.table("candles")
     candles.index = pd.DatetimeIndex(pd.to_datetime(candles.pop("time"), utc=True))
     trades, broker = state.table("trades"), BrokerConfig(**meta["broker"])
-    costs = make_account(broker).costs
     rows, summary, curves = [], [], {}
     for name, data in state.accounts().items():
-        account = Account.from_dict(data, costs, broker.leverage)
+        account = restore_account(data, broker)
         mine = candles[candles["account"] == name]
         equity = mine.groupby(level=0)["equity"].first()
         hold = buy_and_hold(mine, broker)

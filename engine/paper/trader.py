@@ -40,7 +40,7 @@ from engine.execution import Account, Bar
 from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
 from engine.paper.state import CandleUpdate, PaperState
-from engine.simulation import PORTFOLIO, make_account, simulate
+from engine.simulation import PORTFOLIO, make_account, restore_account, simulate
 from engine.walkforward import (
     build_windows,
     first_train_end,
@@ -242,9 +242,7 @@ class PaperTrader:
         return next(s for s in self.cfg.symbol_groups if self._name(s) == name)
 
     def _accounts(self) -> dict[str, Account]:
-        broker = self.cfg.broker
-        costs = make_account(broker).costs
-        return {name: Account.from_dict(data, costs, broker.leverage)
+        return {name: restore_account(data, self.cfg.broker)
                 for name, data in self.state.accounts().items()}
 
     def _open_orders(self) -> dict[str, tuple[dict[str, float], bool, str]]:

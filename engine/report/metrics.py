@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from engine.report.statistics import diebold_mariano, directional_test, hit_rate_by_strength
-from engine.simulation import StrategyRun, exposure_share
+from engine.simulation import StrategyRun
 
 BENCHMARK = "buy_and_hold"
 
@@ -148,7 +148,7 @@ def trading_metrics(run: StrategyRun, bars_per_year: float,
         "max_drawdown": max_dd,
         "calmar": cagr / max_dd if cagr is not None and max_dd > 0 else None,
         **trade_metrics(trades),
-        "exposure": exposure_share(run.position),
+        "exposure": _exposure_share(run.position),
         "fees_paid": float(run.fees),
         "final_equity": float(equity.iloc[-1]),
         **relative_metrics(returns, benchmark, bars_per_year),
@@ -207,3 +207,8 @@ def benchmarks(runs: Sequence[StrategyRun],
         if run.label.split("(")[0] == BENCHMARK:
             found[run.symbol] = run.equity
     return found
+
+
+def _exposure_share(position: pd.DataFrame) -> float:
+    """Share of the recorded closes at which any position was held."""
+    return float((position != 0).any(axis=1).mean()) if len(position) else math.nan

@@ -50,7 +50,7 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
     """
     from engine.data import load_market_data
     from engine.rl.env import TradingEnv, bar_range, env_data
-    from engine.simulation import make_account
+    from engine.simulation import cost_model
     from engine.walkforward import first_train_end, run_walkforward
 
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -74,8 +74,8 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
     forecasts = walkforward.forecasts if rl.use_forecast else None
     data = env_data(cfg, frames, symbols, forecasts, first)
     lo, hi = bar_range(data, rl, start, end)
-    account = make_account(cfg.broker)
-    env = TradingEnv(data, rl, account.cash, account.costs, account.leverage, lo, hi)
+    broker = cfg.broker
+    env = TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi)
     if seed is not None:
         env.reset(seed=seed)
     return env

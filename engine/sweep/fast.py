@@ -21,7 +21,7 @@ import pandas as pd
 
 from engine.config import Config
 from engine.data import MarketData
-from engine.simulation import StrategyRun
+from engine.simulation import StrategyRun, cost_model
 from engine.sweep.spec import Objective, SweepSpec
 from strategies.registry import get_strategy, resolve_params, spec_label
 
@@ -53,7 +53,6 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
         ``(run, trades)``: the run (equity, positions, fees; no fills) and its round trips
         with the fields the trade metrics read (pnl, bars_held).
     """
-    from engine.execution import CostModel
     from engine.execution.kernel import run as run_kernel
 
     spec = next(s for s in cfg.strategies if s.name == objective.strategy)
@@ -66,7 +65,7 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
     weights = cls.weights_array(params, frame, wf.forecasts.get(symbol), symbol, arrays)
     broker = cfg.broker
     result = run_kernel(frame, weights, wf.first_forecast_bar, broker.cash,
-                        CostModel(broker.commission, broker.slippage), broker.leverage)
+                        cost_model(broker), broker.leverage)
     index = _index(market.index, wf.first_forecast_bar, arrays)
     run = StrategyRun(spec_label(spec), symbol, pd.Series(result.equity, index, name="equity"),
                       pd.DataFrame({symbol: result.position}, index=index),
