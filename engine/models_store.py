@@ -40,7 +40,7 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,55 @@ class ModelStore:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.entry(key)
 
+    def put_model(self, key: str, save: Callable[[Path], list[str]],
+                  meta: dict[str, Any]) -> bool:
+        """Store a fitted fold: ``save(directory)`` writes the model's files and names them.
+
+        Written like ``put`` (temporary directory, fsync, rename). A store that cannot be
+        written costs reuse, not the run: the failure is logged and False returned.
+        """
+        tmp = self.root / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            files = save(tmp)
+            (tmp / "model.json").write_text(json.dumps({**meta, "key": key, "files": files},
+                                                       indent=2, default=str))
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    _fsync(path)
+            self._move_into_place(tmp, key)
+        except OSError as exc:
+            log.warning("cannot write the model store %s (%s); this fold will be trained "
+                        "again next time", self.root, exc.strerror or exc)
+            return False
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return True
+
+    def model_files(self, key: str) -> list[str]:
+        """The names of an entry's model files (an entry of a ``model:`` forecaster made
+        before entries listed them has one: ``model.keras``)."""
+        meta = json.loads((self.entry(key) / "model.json").read_text())
+        return list(meta.get("files", ["model.keras"]))
+
+    def discard(self, key: str) -> None:
+        """Remove an entry found unusable, so the fold's new model can take its place."""
+        _remove_entry(self.entry(key))
+
+    def link_file(self, key: str, name: str, dest: Path) -> None:
+        """Put the entry's file (or directory) ``name`` at ``dest``: hard links where the
+        file system allows, else copies; a file replaces ``dest`` atomically."""
+        source = self.entry(key) / name
+        if source.is_dir():
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(source, dest, copy_function=_link_or_copy)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+        _link_or_copy(source, tmp)
+        os.replace(tmp, dest)
+
     def _move_into_place(self, tmp: Path, key: str) -> None:
         final = self.entry(key)
         if final.exists() and self.retrain:
@@ -238,6 +287,13 @@ def store_path(data: DataConfig) -> Path:
     """``data.model_store``, or ``<data.cache_dir>/models`` when it is not set."""
     return Path(data.model_store) if data.model_store is not None else \
         Path(data.cache_dir) / "models"
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def _fsync(path: Path) -> None:

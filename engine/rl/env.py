@@ -23,9 +23,10 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from engine.config import Config, RLConfig
+from engine.config import RLConfig
 from engine.errors import ConfigError
 from engine.execution import Account, Bar, CostModel
+from models.features import build_windows
 
 #: Reward of a step whose equity reaches zero or below (the episode ends there).
 RUIN_REWARD = math.log(1e-6)
@@ -193,13 +194,15 @@ class TradingEnv(gym.Env):
         return float(value)
 
 
-def env_data(cfg: Config, frames: Mapping[str, pd.DataFrame], symbols: tuple[str, ...],
+def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple[str, ...],
              forecasts: Mapping[str, pd.DataFrame] | None, first_forecast_bar: int) -> EnvData:
-    """Precompute the arrays of ``EnvData`` from aligned frames and walk-forward forecasts."""
-    from engine.walkforward import build_windows
+    """Precompute the arrays of ``EnvData`` from aligned frames and walk-forward forecasts.
 
+    The observed window is ``forecaster``'s (a forecaster config entry): its raw features
+    normalised by the window's first row, its derived features as they are.
+    """
     index = next(iter(frames.values())).index
-    windows = build_windows(frames, cfg.model)
+    windows = build_windows(frames, forecaster)
     flat = np.full((len(index), windows.X.shape[1] * windows.X.shape[2]), np.nan, np.float32)
     flat[windows.end] = windows.X.reshape(len(windows), -1)
 
@@ -211,7 +214,7 @@ def env_data(cfg: Config, frames: Mapping[str, pd.DataFrame], symbols: tuple[str
         forecast = np.column_stack([
             forecasts[s]["pred_return"].reindex(index).to_numpy("float64") for s in symbols])
     return EnvData(index, tuple(symbols), column("open"), column("high"), column("low"),
-                   column("close"), flat, forecast, cfg.model.window_len, first_forecast_bar)
+                   column("close"), flat, forecast, forecaster.window_len, first_forecast_bar)
 
 
 def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[int, int]:
@@ -226,7 +229,8 @@ def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[
     index, w = data.index, data.window_len
     first = _bar(index, start, side="left") if start is not None else data.first_forecast_bar
     last = _bar(index, end, side="right") - 1 if end is not None else len(index) - 1
-    earliest = w - 1
+    defined = np.flatnonzero(~np.isnan(data.windows).any(axis=1))
+    earliest = int(defined[0]) if len(defined) else len(index)
     if settings.use_forecast:
         known = np.flatnonzero(~np.isnan(data.forecast).any(axis=1))
         earliest = int(known[0]) if len(known) else len(index)

@@ -70,7 +70,7 @@ def split_market(spec: SweepSpec, market: MarketData) -> Split:
 
 
 def _check_selection_length(spec: SweepSpec, selection: MarketData, start: pd.Timestamp) -> None:
-    from engine.walkforward import first_train_end
+    from engine.folds import first_train_end
 
     wf, window = spec.base.walkforward, spec.base.model.window_len
     n = len(selection.index)
