@@ -556,6 +556,11 @@ _FORECASTER_CLASSES = {**{k: NeuralForecaster for k in NEURAL_KINDS}, "linear": 
                        "lightgbm": LightGBMForecaster, "custom": CustomForecaster}
 
 
+def forecaster_classes() -> tuple[type, ...]:
+    """The section classes of the forecaster kinds."""
+    return tuple(dict.fromkeys(_FORECASTER_CLASSES.values()))
+
+
 def _intraday(timeframe: str) -> bool:
     return timeframe[-1] in "smh"
 

@@ -41,7 +41,13 @@ from engine.simulation import PORTFOLIO, StrategyRun, simulate
 from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
 from models.kinds import warm_starts
-from strategies.registry import get_strategy, resolve_params, spec_label, user_params
+from strategies.registry import (
+    get_strategy,
+    name_forecasters,
+    resolve_params,
+    spec_label,
+    user_params,
+)
 
 
 @dataclass
@@ -233,6 +239,7 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
     """
     from engine import outputs
 
+    cfg = name_forecasters(cfg)
     started = time.perf_counter()
     final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)

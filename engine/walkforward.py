@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -280,7 +280,7 @@ class _Walk:
                 return record, fold, outputs
         previous = self.model if self.model is not None else self._previous(self.stored)
         model, loss = self._fit(plan, fold, previous)
-        outputs = model.predict_members(fold.ahead.X)
+        outputs = fold.outputs(model, fold.ahead)
         done = {"epochs": self._epochs(plan, previous), "warm_start": self._warm(previous),
                 "final_loss": loss}
         record = self._record(plan, fold, done, time.perf_counter() - t0, key, reused=False)
@@ -307,7 +307,7 @@ class _Walk:
         cls = model_class(self.fc.kind)
         model = previous if self._warm(previous) else \
             cls.build(self.fc, fold.train.X.shape[2], len(self.symbols), plan.index)
-        loss = model.fit(fold.train.X, fold.train.y, fold=plan.index,
+        loss = model.fit(fold.train.X, fold.train_y, fold=plan.index,
                          epochs=self._epochs(plan, previous) or 0)
         if loss is not None and not np.isfinite(loss):
             raise ModelError(f"forecaster {self.fc.name}: training diverged (loss {loss}); "
@@ -323,7 +323,7 @@ class _Walk:
         model = self._load(key)
         if model is None:
             return None, False
-        outputs = model.predict_members(fold.ahead.X)
+        outputs = fold.outputs(model, fold.ahead)
         self.store.put_forecasts(key, fold.digest, _stored_shape(outputs))
         return outputs, False
 
@@ -431,6 +431,17 @@ class FoldInputs:
     ahead: Windows
     scale: np.ndarray  # (symbols,) the direction target's return scale (1 otherwise)
     digest: str
+    y_mean: np.ndarray | float = 0.0  # a neural log_return target is trained standardised:
+    y_std: np.ndarray | float = 1.0  # (y - y_mean) / y_std, fit on the training windows
+
+    @property
+    def train_y(self) -> np.ndarray:
+        """The targets the model is trained on."""
+        return (self.train.y - self.y_mean) / self.y_std
+
+    def outputs(self, model: Any, windows: Windows) -> np.ndarray:
+        """``model``'s (members, windows, symbols) forecasts of the target for ``windows``."""
+        return model.predict_members(windows.X) * self.y_std + self.y_mean
 
 
 def fold_inputs(windows: Windows, plan: FoldPlan, fc: Any,
@@ -448,7 +459,13 @@ def fold_inputs(windows: Windows, plan: FoldPlan, fc: Any,
     if fc.resolved_target == "direction" and len(train):
         closes = np.column_stack([f["close"].to_numpy("float64") for f in frames.values()])
         scale = direction_scale(train, closes)
-    return FoldInputs(train, ahead, scale, windows_digest(ahead.X))
+    fold = FoldInputs(train, ahead, scale, windows_digest(ahead.X))
+    if warm_starts(fc.kind) and fc.resolved_target == "log_return" and len(train) > 1:
+        # One-bar log returns are ~100 times smaller than a network's initial outputs:
+        # standardised, they train in as few epochs as the tutorial's window ratios.
+        std = train.y.std(axis=0)
+        fold = replace(fold, y_mean=train.y.mean(axis=0), y_std=np.where(std > 0, std, 1.0))
+    return fold
 
 
 def _stored_shape(outputs: np.ndarray) -> np.ndarray:
@@ -533,13 +550,17 @@ def forecast_tables(index: pd.DatetimeIndex, symbols: list[str], windows: Window
 
 
 def next_fold(frames: Mapping[str, pd.DataFrame], previous: Any, fc: Any,
-              wf: WalkForwardConfig, model_dir: Path, store: ModelStore) -> FoldRecord:
+              wf: WalkForwardConfig, model_dir: Path, store: ModelStore,
+              plan_window: int | None = None) -> FoldRecord:
     """The last fold of the schedule over ``frames``, continued from ``previous`` (the
     fold before it): taken from ``store`` when it is there, else fitted and stored. Its
-    model is saved in ``model_dir`` either way (what a paper trader re-fits with)."""
-    entries, legacy = as_forecasters(fc)
+    model is saved in ``model_dir`` either way (what a paper trader re-fits with).
+
+    ``fc`` is a forecaster entry or a ``model:`` section; ``plan_window`` as in
+    ``run_walkforward``."""
+    entries, legacy = as_forecasters(fc if isinstance(fc, ModelConfig) else [fc])
     index = next(iter(frames.values())).index
-    plans = fold_plan(index, wf, entries[0].window_len)
+    plans = fold_plan(index, wf, plan_window or entries[0].window_len)
     walk = _Walk(frames, entries[0], plans[-1:], wf, model_dir, legacy, store,
                  _ProgressBar([], [], wf, False))
     walk.keys = fold_keys(frames, plans, entries[0], wf)[-1:]
@@ -547,9 +568,9 @@ def next_fold(frames: Mapping[str, pd.DataFrame], previous: Any, fc: Any,
 
 
 def load_fold(fc: Any, path: Path) -> Any:
-    """A fold model saved in a run's model directory (``FoldRecord.model_file``)."""
-    entries, _ = as_forecasters(fc)
-    fc = entries[0]
+    """A fold model saved in a run's model directory (``FoldRecord.model_file``) of
+    forecaster ``fc`` (an entry or a ``model:`` section)."""
+    fc = as_forecasters(fc if isinstance(fc, ModelConfig) else [fc])[0][0]
     if path.suffix == ".keras":  # the layout of a model: section: one file, one member
         from models import lstm
         from models.neural import NeuralModel
@@ -559,15 +580,15 @@ def load_fold(fc: Any, path: Path) -> Any:
 
 
 def forecast_at(frames: Mapping[str, pd.DataFrame], fc: Any, wf: WalkForwardConfig,
-                model: Any, t: int) -> dict[str, tuple[float, float]]:
+                model: Any, t: int, plan_window: int | None = None) -> dict[str, tuple[float,
+                                                                                      float]]:
     """{symbol: (predicted close, predicted return)} of the window ending at bar ``t``,
     from ``model`` (the fold that forecasts bar t), scaled as that fold was."""
-    entries, _ = as_forecasters(fc)
-    fc = entries[0]
+    fc = as_forecasters(fc if isinstance(fc, ModelConfig) else [fc])[0][0]
     index = next(iter(frames.values())).index
-    plan = fold_plan(index[:t + 1], wf, fc.window_len)[-1]
+    plan = fold_plan(index[:t + 1], wf, plan_window or fc.window_len)[-1]
     fold = fold_inputs(build_windows(frames, fc), plan, fc, frames)
     last = fold.ahead.select(fold.ahead.end == t)
-    outputs = model.predict_members(last.X).mean(axis=0)
+    outputs = fold.outputs(model, last).mean(axis=0)
     close, ret = to_prices(last, outputs, fc.resolved_target, fold.scale)
     return {s: (float(close[0, j]), float(ret[0, j])) for j, s in enumerate(frames)}

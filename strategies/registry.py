@@ -135,3 +135,21 @@ def spec_label(spec: Any) -> str:
     inner = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in spec.params.items())
     return f"{spec.name}({inner})"
+
+
+def name_forecasters(cfg: Any) -> Any:
+    """``cfg`` where, if it has several forecasters, every strategy that reads one names it
+    (``forecaster: NAME``), so that its label says which forecaster it trades on."""
+    if len(cfg.forecaster_configs) < 2:
+        return cfg
+    specs = []
+    for spec in cfg.strategies:
+        cls = get_strategy(spec.name)
+        params = {**user_params(cls), **spec.params}
+        if "forecaster" in user_params(cls) and not params["forecaster"] and \
+                cls.reads_forecaster(params, cfg) is not None:
+            spec = spec.model_copy(update={"params": {
+                "forecaster": cfg.forecaster(cls.reads_forecaster(params, cfg)).name,
+                **spec.params}})
+        specs.append(spec)
+    return cfg.model_copy(update={"strategies": tuple(specs)})

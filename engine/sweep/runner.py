@@ -72,7 +72,8 @@ def split_market(spec: SweepSpec, market: MarketData) -> Split:
 def _check_selection_length(spec: SweepSpec, selection: MarketData, start: pd.Timestamp) -> None:
     from engine.folds import first_train_end
 
-    wf, window = spec.base.walkforward, spec.base.model.window_len
+    wf = spec.base.walkforward
+    window = max(f.window_len for f in spec.base.forecaster_configs)
     n = len(selection.index)
     try:
         first = first_train_end(selection.index, wf, window)
@@ -197,8 +198,7 @@ def _interleave(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str,
     ranked = []
     for i, p in enumerate(points):
         cfg = spec.trial_config(p)
-        group = json.dumps([cfg.model.model_dump(mode="json"),
-                            cfg.walkforward.model_dump(mode="json")], sort_keys=True)
+        group = json.dumps(trials.forecast_identity(cfg), sort_keys=True)
         groups[group] = groups.get(group, -1) + 1
         ranked.append((groups[group], i, p))
     return [p for _, _, p in sorted(ranked, key=lambda t: t[:2])]

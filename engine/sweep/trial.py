@@ -30,7 +30,7 @@ from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.simulation import PORTFOLIO, StrategyRun
 from engine.sweep.spec import Objective, trial_key
 from engine.timeframes import periods_per_year
-from strategies.registry import spec_label
+from strategies.registry import get_strategy, spec_label, user_params
 
 RESULT = "result.json"
 RETURNS = "returns.parquet"
@@ -65,13 +65,35 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
     return next(r for r in runs if r.label == label and r.symbol == symbol)
 
 
+def forecast_identity(cfg: Config) -> list[Any]:
+    """What decides a config's forecasts besides the data: the forecasters it fits (see
+    ``engine.pipeline.forecasters_needed``), the longest window and the re-fit schedule."""
+    from engine.pipeline import forecasters_needed
+
+    needed = forecasters_needed(cfg)
+    return [[f.model_dump(mode="json", by_alias=True) for f in cfg.forecaster_configs
+             if f.name in needed], max(f.window_len for f in cfg.forecaster_configs),
+            cfg.walkforward.model_dump(mode="json")]
+
+
 def forecast_key(cfg: Config, market: MarketData) -> str:
-    """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
-    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
-                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+    """What decides a walk-forward's forecasts: the forecasters, the schedule, the data."""
+    text = json.dumps({"forecasts": forecast_identity(cfg),
                        "data": _remembered("data", (market,), lambda: _data_hash(market))},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def objective_forecasts(cfg: Config, wf: Any, objective: Objective) -> tuple[Any, str] | None:
+    """(the objective symbol's forecast table, its target) that ``mse_ratio`` scores: the
+    objective strategy's forecaster, else the first; None when no forecaster ran."""
+    if not wf.by_name:
+        return None
+    spec = next(s for s in cfg.strategies if s.name == objective.strategy)
+    cls = get_strategy(spec.name)
+    name = cls.reads_forecaster({**user_params(cls), **spec.params}, cfg) or ""
+    result = wf.by_name.get(cfg.forecaster(name).name) or next(iter(wf.by_name.values()))
+    return result.forecasts[objective.symbol], result.target
 
 
 def _data_hash(market: MarketData) -> str:
@@ -105,11 +127,10 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
     Returns:
         ``(WalkForwardResult, reused)``.
     """
-    from engine.walkforward import run_walkforward
+    from engine.pipeline import walk_forward as fit_forecasters
 
     if cache is None:
-        return run_walkforward(market.frames, cfg.model, cfg.walkforward, None,
-                               progress=False), False
+        return fit_forecasters(cfg, market.frames), False
     cache.mkdir(parents=True, exist_ok=True)
     key = forecast_key(cfg, market)
     path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
@@ -126,7 +147,7 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
         except FileExistsError:
             time.sleep(1.0)  # another trial is training this very model
     try:
-        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
+        wf = fit_forecasters(cfg, market.frames)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(wf))
         tmp.replace(path)
@@ -182,10 +203,13 @@ def score(cfg: Config, market: MarketData, objective: Objective,
     else:
         run = objective_run(cfg, run_strategies(cfg, market, wf), objective)
         metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
-    symbol = objective.symbol  # every data symbol is forecast
-    table, frame = wf.forecasts[symbol], market.frames[symbol]
-    metrics["mse_ratio"] = _remembered(
-        "mse_ratio", (table, frame), lambda: forecast_metrics(table, frame["close"])["mse_ratio"])
+    scored = objective_forecasts(cfg, wf, objective)  # every data symbol is forecast
+    metrics["mse_ratio"] = None
+    if scored is not None:
+        (table, target), frame = scored, market.frames[objective.symbol]
+        metrics["mse_ratio"] = _remembered(
+            "mse_ratio", (table, frame),
+            lambda: forecast_metrics(table, frame["close"], target)["mse_ratio"])
     metrics["forecasts_reused"] = reused
     return metrics, run, wf
 
