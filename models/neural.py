@@ -42,6 +42,9 @@ class PositionEmbedding(keras.layers.Layer):
         self.length, self.width = length, width
         self.embedding = keras.layers.Embedding(length, width)
 
+    def build(self, input_shape):
+        self.embedding.build((self.length,))
+
     def call(self, inputs):
         positions = keras.ops.arange(self.length)
         return inputs + self.embedding(positions)

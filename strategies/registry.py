@@ -151,5 +151,9 @@ def name_forecasters(cfg: Any) -> Any:
             spec = spec.model_copy(update={"params": {
                 "forecaster": cfg.forecaster(cls.reads_forecaster(params, cfg)).name,
                 **spec.params}})
+        if spec_label(spec) in [spec_label(s) for s in specs]:
+            raise ConfigError(f"{cfg.source or 'config'}: strategies[{len(specs)}] is "
+                              f"{spec_label(spec)} once the forecaster it reads by default "
+                              "is named, like an earlier entry; remove one of them")
         specs.append(spec)
     return cfg.model_copy(update={"strategies": tuple(specs)})
