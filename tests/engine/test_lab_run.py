@@ -198,3 +198,24 @@ def test_cli_reports_a_missing_forecaster_with_exit_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'test.yaml'}: strategies[0].forecaster = 'gru' is not a "
         "forecaster of this config (a)"]
+
+
+def test_shipped_forecasters_config_runs_with_tiny_sizes(tmp_path):
+    """configs/forecasters.yaml as shipped, its data read from CSV and every size tiny."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs" / "forecasters.yaml").read_text())
+    raw["data"].update(csv_data(tmp_path), cache_dir=str(tmp_path / "cache"))
+    for entry in raw["forecasters"]:
+        if entry["kind"] in ("lstm", "gru", "transformer"):
+            entry.update(units=4, layers=1, epochs=1, seeds=2)
+        if entry["kind"] == "lightgbm":
+            entry.update(n_estimators=5)
+    raw["walkforward"].update(train_bars=300, retrain_every=100, finetune_epochs=1)
+    raw["output_dir"] = str(tmp_path / "out")
+    result = run(validate_config(raw), progress=False)
+    names = ["lstm", "gru", "transformer", "linear", "lightgbm"]
+    assert list(result.report["forecasters"]) == names
+    assert {r["strategy"] for r in result.report["strategies"]} == {
+        *(f"lstm_signal(forecaster={n})" for n in names), "buy_and_hold"}
+    assert set(result.report["spa"]) == {"BTC/USDT", "ETH/USDT"}
