@@ -89,10 +89,11 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
                                      cfg.backtest.log_scale or None, fills=fills_by_run(runs)),
     }
     if wf.by_name:  # the first forecaster's charts (a run may fit none)
-        target = next(iter(wf.by_name.values())).target
+        first = next(iter(wf.by_name.values()))
+        target = first.target
         per_fold = {s: fold_metrics(t, closes[s], target) for s, t in wf.forecasts.items()}
         charts["forecast"] = plots.forecast_chart(closes, wf.forecasts, out / "forecast.png")
-        charts["folds"] = plots.folds_chart(per_fold, out / "folds.png")
+        charts["folds"] = plots.folds_chart(per_fold, out / "folds.png", first.name)
         charts["diagnostics"] = plots.diagnostics_chart(
             {s: scored_forecasts(t, closes[s], target) for s, t in wf.forecasts.items()},
             {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},

@@ -99,10 +99,10 @@ def spread_table(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
         spread = r["seed_spread"]
         ret, sharpe = spread["total_return"] or {}, spread["sharpe"] or {}
         out.append({"strategy": r["strategy"], "symbol": r["symbol"], "seeds": spread["seeds"],
-                    "total_return": r["total_return"], "return_min": ret.get("min"),
-                    "return_median": ret.get("median"), "return_max": ret.get("max"),
-                    "sharpe": r["sharpe"], "sharpe_min": sharpe.get("min"),
-                    "sharpe_median": sharpe.get("median"), "sharpe_max": sharpe.get("max")})
+                    "total_return": r["total_return"], "min_return": ret.get("min"),
+                    "median_return": ret.get("median"), "max_return": ret.get("max"),
+                    "sharpe": r["sharpe"], "min_sharpe": sharpe.get("min"),
+                    "median_sharpe": sharpe.get("median"), "max_sharpe": sharpe.get("max")})
     return pd.DataFrame(out)
 
 

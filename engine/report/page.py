@@ -132,8 +132,9 @@ def _diagnostic_sections(report: Mapping[str, Any], closes: Mapping[str, pd.Seri
     diagnostics = report.get("diagnostics", {})
     parts = [
         "<h2>Forecast error and significance</h2>",
-        '<p class="note">MSE is on the model\'s target scale (next close over the window\'s '
-        "first close, minus 1); mse_ratio below 1 means the LSTM beat persistence ('next "
+        '<p class="note">The first forecaster\'s. MSE is on its target scale (for the '
+        "tutorial's window_ratio: next close over the window's first close, minus 1); "
+        "mse_ratio below 1 means it beat persistence ('next "
         "close = this close'). dm_stat is the Diebold-Mariano statistic on squared errors "
         "(Harvey-Leybourne-Newbold corrected; negative = the model's errors are smaller), "
         "dm_p_better its one-sided p-value for 'the model is better', dm_p_two_sided the "
