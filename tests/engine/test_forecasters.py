@@ -112,13 +112,17 @@ def test_no_forecast_changes_when_later_bars_change(kind):
     for f in rewritten.values():
         f.iloc[cut:, :] *= 1.7
     truncated = {s: f.iloc[:cut] for s, f in frames.items()}
+    # A network's batched call may round differently for batches of another size (the
+    # truncated run's last fold forecasts fewer windows): 1e-9 apart, not a lookahead.
+    rtol = 1e-7 if kind in ("lstm", "gru", "transformer") else 0
     for other in (rewritten, truncated):
         tables = run_walkforward(other, [fc], wf, progress=False).tables()
         for symbol, table in full.items():
             decided = table.index[table.index < frames[symbol].index[cut]]
             assert len(decided) == cut - 119
-            np.testing.assert_array_equal(table.loc[decided, "pred_close"].to_numpy(),
-                                          tables[symbol].loc[decided, "pred_close"].to_numpy())
+            np.testing.assert_allclose(table.loc[decided, "pred_close"].to_numpy(),
+                                       tables[symbol].loc[decided, "pred_close"].to_numpy(),
+                                       rtol=rtol, atol=0)
 
 
 # --- the model store, per kind ----------------------------------------------------------------
