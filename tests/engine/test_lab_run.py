@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -219,3 +220,19 @@ def test_shipped_forecasters_config_runs_with_tiny_sizes(tmp_path):
     assert {r["strategy"] for r in result.report["strategies"]} == {
         *(f"lstm_signal(forecaster={n})" for n in names), "buy_and_hold"}
     assert set(result.report["spa"]) == {"BTC/USDT", "ETH/USDT"}
+
+
+def test_the_environment_observes_the_chosen_forecaster(tmp_path):
+    pytest.importorskip("gymnasium")
+    from engine.rl import make_env
+
+    forecasters = [{"name": "a", "kind": "linear", "window_len": 3},
+                   {"name": "b", "kind": "linear", "window_len": 6, "features": ["close"]}]
+    raw = config_dict(tmp_path, data=csv_data(tmp_path), forecasters=forecasters,
+                      walkforward=LAB["walkforward"], backtest=LAB["backtest"],
+                      strategies=["buy_and_hold"], rl={"forecaster": "b", "use_forecast": True})
+    env = make_env(validate_config(raw), seed=0)
+    observation, _ = env.reset(seed=0)
+    # b's window (6 bars x the close of 2 symbols), b's forecast, exposure, cash share
+    assert observation.shape == (6 * 2 + 1 + 1 + 1,)
+    assert np.isfinite(observation).all()
