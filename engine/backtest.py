@@ -46,8 +46,9 @@ def summary(result: RunResult) -> str:
     lines += [f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
               render_table(table), ""]
     spa = report.get("spa", {})
-    lines += [f"{account}: the best strategy, {e['best']}, beside {e['benchmark']}: SPA "
-              f"p-value {e['p_value']:.2f}" for account, e in spa.items()]
+    lines += [f"{account}: does any strategy beat {e['benchmark']}? SPA p-value "
+              f"{e['p_value']:.2f} (the best: {e['best']}; a small p-value says yes, beyond "
+              "data snooping)" for account, e in spa.items()]
     lines += verdicts(report)
     lines += ["" if spa or report.get("forecast_comparison") else None,
               f"Written to {result.output_dir}/"]
