@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from engine.config import ModelConfig, WalkForwardConfig, forecaster_from_model, validate_config
+from engine.fold_data import fold_keys
 from engine.folds import plan_folds
 from engine.models_store import FORMAT, ModelStore, fold_key, rows_digest
 from engine.report.forecasters import comparison, return_errors, spa, verdicts
-from engine.walkforward import fold_keys, run_walkforward
+from engine.walkforward import run_walkforward
 from models.runtime import runtime
 from tests.conftest import make_ohlcv
 
@@ -50,7 +51,8 @@ def ar_frames(n: int = 500, phi: float = 0.6, seed: int = 0) -> dict[str, pd.Dat
 def forecaster(name: str, timeframe: str = "1d", **changes):
     entry = {"name": name, "target": "log_return", "features": ["close", "return_1"],
              "window_len": 5, **KINDS[name], **changes}
-    return validate_config({"forecasters": [entry], "data": {"timeframe": timeframe}}).forecasters[0]
+    raw = {"forecasters": [entry], "data": {"timeframe": timeframe}}
+    return validate_config(raw).forecasters[0]
 
 
 def one_sided_p(wf, frames, name: str, symbol: str) -> float:

@@ -15,12 +15,13 @@ import pytest
 from engine.backtest import main as backtest_main
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
+from engine.fold_data import fold_keys
 from engine.folds import plan_folds
 from engine.models_store import ModelStore, fold_key, main, prune
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
 from engine.pipeline import NO_DEVICE, run
-from engine.walkforward import fold_keys, run_walkforward
+from engine.walkforward import run_walkforward
 from models import lstm, runtime
 from tests.conftest import config_dict, make_ohlcv, write_config
 from tests.loopback import LoopbackExchange
