@@ -15,7 +15,8 @@ import pytest
 from engine.backtest import main as backtest_main
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
-from engine.models_store import ModelStore, fold_key, main, prune
+from engine.models_store import ModelStore, fold_key, prune
+from engine.models_store.__main__ import main
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
 from engine.pipeline import NO_DEVICE, run
@@ -263,7 +264,7 @@ def test_half_written_or_damaged_entries_are_never_used(frames, tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         again = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert [f.reused for f in again.folds] == [False, False]
-    assert "is unreadable" in caplog.text and "is damaged" in caplog.text
+    assert "does not match its checksum" in caplog.text and "is damaged" in caplog.text
     assert_same_forecasts(trained, again)
     reused = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert reused.folds_reused == 2  # the new entries replaced the damaged ones
