@@ -15,7 +15,7 @@ import pytest
 from engine.backtest import main as backtest_main
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
-from engine.models_store import ModelStore, fold_key, prune
+from engine.models_store import ModelStore, checksums, fold_key, prune
 from engine.models_store.__main__ import main
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
@@ -292,6 +292,7 @@ def fake_entry(root: Path, key: str, days_unused: float, now: float) -> Path:
     for name in ("model.keras", "weights.npz"):
         (entry / name).write_bytes(b"x" * 1000)
     (entry / "model.json").write_text(json.dumps({"key": key}))
+    checksums.write_sums(entry)
     os.utime(entry / "model.json", (now - days_unused * 86_400,) * 2)
     return entry
 
@@ -312,10 +313,13 @@ def test_prune_removes_entries_unused_for_days_and_crash_leftovers(tmp_path, cap
     assert not old.exists() and recent.exists() and not stale.exists() and fresh.exists()
     assert run_cli(main, ["info", "--store", str(root)]) == 0
     assert f"{root}: 1 fold models" in capsys.readouterr().out
-    assert run_cli(main, ["prune", "--store", str(root), "--older-than", "-1"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --older-than -1 is negative; give a number of days >= 0 (0 removes every "
-        "entry)")
+    for days, problem in (("-1", "is negative"), ("nan", "is not a finite number of days"),
+                          ("inf", "is not a finite number of days")):
+        assert run_cli(main, ["prune", "--store", str(root), "--older-than", days]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: --older-than {days} {problem}; give a number of days >= 0 (0 removes "
+            "every entry)")
+    assert recent.exists()
 
 
 def test_prune_finds_the_store_a_config_names(tmp_path, capsys, monkeypatch):
