@@ -104,9 +104,12 @@ def test_interrupt_then_kill_9_then_resume(tmp_path):
             "result.json", "returns.parquet"}
     for result, content in list(finished.items())[2:]:
         assert result.read_bytes() == content  # not run again
-    # Run again, the damaged trials score exactly what they scored the first time.
+    # Run again (on the forecasts they had saved), the damaged trials score exactly what
+    # they scored the first time.
     for folder, before in ((garbled, garbled_record), (cut, cut_record)):
         after = json.loads((folder / "result.json").read_text())
+        assert after["metrics"].pop("forecasts_reused") and \
+            not before["metrics"].pop("forecasts_reused")
         assert (after["metrics"], after["objective"]) == (before["metrics"], before["objective"])
     assert len(list(out.glob("trials/*/result.json"))) == 4
     trials = pd.read_csv(out / "trials.csv")
