@@ -137,6 +137,9 @@ class TradingEnv(gym.Env):
     traded symbol (with ``rl.use_forecast``), the exposure per traded symbol (signed weight
     of equity at the close) and the cash fraction (cash / equity).
 
+    ``step`` raises ``ValueError`` for an action outside ``action_space`` (see
+    ``check_action``) and then changes nothing.
+
     ``info``: ``time`` (ISO time of bar t, at whose close the next action is decided) and
     ``equity`` (marked at that close); ``step`` adds ``target`` (the weight the action asked
     for: a float with one symbol, ``{symbol: weight}`` with several) and ``decided_at``
