@@ -122,6 +122,8 @@ def read_verified(folder: Path, name: str) -> bytes:
         if name in _parse(folder / SUMS):
             raise Damaged(f"{name} is missing") from None
         raise  # a file added later and deleted since, leaving its .sha256: never written
+    except OSError as exc:
+        raise Damaged(f"{name} cannot be read ({exc.strerror or exc})") from None
     if digest_of(data) != want:
         raise Damaged(f"{name} does not match its checksum")
     return data
@@ -144,6 +146,8 @@ def verify(folder: Path) -> None:
                 raise Damaged(f"{name} does not match its checksum")
         except FileNotFoundError:
             raise Damaged(f"{name} is missing") from None
+        except OSError as exc:
+            raise Damaged(f"{name} cannot be read ({exc.strerror or exc})") from None
     for name in entry_files(folder):
         if name not in listed:
             read_verified(folder, name)
