@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -57,6 +56,7 @@ import pandas as pd
 from engine.config import DataConfig
 from engine.errors import ConfigError, ModelError
 from engine.models_store import checksums
+from engine.models_store.access import StoreAccess, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,12 @@ class ModelStore:
     def __init__(self, root: Path, retrain: bool = False):
         self.root = Path(root).expanduser()
         self.retrain = retrain
-        self.read_only = False  # set, with one warning, when the store cannot be written
-        self._access_checked = False
+        self.access = StoreAccess(self.root)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this store was found read-only (see ``StoreAccess``)."""
+        return self.access.read_only
 
     @classmethod
     def for_data(cls, data: DataConfig, retrain: bool = False) -> ModelStore:
@@ -164,7 +168,7 @@ class ModelStore:
         except (checksums.Damaged, ValueError) as exc:
             self._discard(key, str(exc))
             return None
-        self._touch(self.entry(key) / META)
+        self.access.touch(self.entry(key) / META)
         return meta
 
     def check(self, key: str, name: str = MODEL) -> bool:
@@ -206,12 +210,12 @@ class ModelStore:
         except (checksums.Damaged, OSError, ValueError) as exc:
             log.warning("model store forecasts %s are damaged (%s); recomputing them",
                         self.entry(key) / name, exc)
-            if self._writable():
+            if self.access.writable():
                 for path in (self.entry(key) / name, self.entry(key) / f"{name}.sha256"):
                     try:
                         path.unlink(missing_ok=True)
                     except OSError as unlink_error:
-                        if not self._refused(unlink_error):
+                        if not self.access.refused(unlink_error):
                             raise
             return None
 
@@ -222,17 +226,17 @@ class ModelStore:
         logged."""
         name = f"forecasts-{digest}.npy"
         final = self.entry(key) / name
-        if not self._writable() or final.exists():  # exists: another run put them meanwhile
+        if not self.access.writable() or final.exists():  # exists: another run put them meanwhile
             return
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(outputs), allow_pickle=False)
         data = buffer.getvalue()
         sums = checksums.sums_text([(name, checksums.digest_of(data))]).encode()
         try:
-            _write_atomic(self.entry(key) / f"{name}{checksums.SIDECAR}", sums)
-            _write_atomic(final, data)
+            write_atomic(self.entry(key) / f"{name}{checksums.SIDECAR}", sums)
+            write_atomic(final, data)
         except OSError as exc:
-            if not self._refused(exc):
+            if not self.access.refused(exc):
                 log.warning("cannot keep forecasts in the model store entry %s (%s); they "
                             "will be recomputed next time", self.entry(key),
                             exc.strerror or exc)
@@ -261,7 +265,7 @@ class ModelStore:
         Returns:
             The entry, or None when the store is read-only.
         """
-        if not self._writable():
+        if not self.access.writable():
             return None
         tmp = self.root / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         try:
@@ -273,7 +277,7 @@ class ModelStore:
                 _fsync(path)
             self._move_into_place(tmp, key)
         except OSError as exc:
-            if self._refused(exc):
+            if self.access.refused(exc):
                 return None
             raise
         finally:
@@ -316,54 +320,23 @@ class ModelStore:
                              "that fold anew") from None
         os.replace(tmp, dest)
 
-    # --- damage and read-only stores ------------------------------------------------------
+    # --- damaged entries -----------------------------------------------------------------
 
     def _discard(self, key: str, reason: str) -> None:
         """Log a damaged entry and remove it (a read-only store keeps it)."""
         where = self.entry(key)
         if not where.exists():
             return  # removed meanwhile: nothing was damaged, it is just gone
-        if self._writable():
+        if self.access.writable():
             try:
                 _remove_entry(where)
             except OSError as exc:
-                if not self._refused(exc):
+                if not self.access.refused(exc):
                     raise
         kept = " without storing it (the store is read-only: its owner can remove the " \
                "entry)" if self.read_only else ""
         log.warning("model store entry %s is damaged (%s); training that fold again%s",
                     where, reason, kept)
-
-    def _touch(self, path: Path) -> None:
-        if not self._writable():
-            return
-        try:
-            os.utime(path)
-        except OSError as exc:
-            if not self._refused(exc):
-                log.debug("cannot mark %s as used (%s)", path, exc)
-
-    def _writable(self) -> bool:
-        """False for a store this process may not write (checked once, before the first
-        write or touch, so a read-only store is never even marked as used)."""
-        if not self._access_checked:
-            self._access_checked = True
-            if self.root.is_dir() and not os.access(self.root, os.W_OK):
-                self._set_read_only("no write permission")
-        return not self.read_only
-
-    def _refused(self, exc: OSError) -> bool:
-        """Whether ``exc`` says the store cannot be written (then it is read from only)."""
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return False
-        self._set_read_only(exc.strerror or str(exc))
-        return True
-
-    def _set_read_only(self, why: str) -> None:
-        if not self.read_only:  # one warning per store
-            self.read_only = True
-            log.warning("the model store %s is read-only (%s): its fold models are reused, "
-                        "folds it lacks are trained without being stored", self.root, why)
 
 
 def store_path(data: DataConfig) -> Path:
@@ -375,19 +348,6 @@ def store_path(data: DataConfig) -> Path:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` under a temporary name, flush it to disk and rename it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _remove_entry(path: Path) -> None:
