@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import run_cli
+from engine.sweep.cluster import check_address, check_resources
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,13 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how long to wait for --address to answer (default: 30)")
     parser.add_argument("--no-progress", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    from engine.sweep.cluster import check_address, check_resources
-
     # Before Ray and the engine load (seconds): a bad CPU count or address fails at once.
     check_resources(args.num_cpus, args.connect_timeout)
     if args.address:
         check_address(args.address, args.connect_timeout)
-    from engine.sweep.outputs import describe
+    from engine.sweep.outputs import describe  # these import Ray
     from engine.sweep.runner import run_sweep
     from engine.sweep.spec import load_sweep
 
