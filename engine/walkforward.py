@@ -211,14 +211,17 @@ class _Walk:
 
     def __init__(self, frames: Mapping[str, pd.DataFrame], fc: Any, plans: list[FoldPlan],
                  wf: WalkForwardConfig, model_dir: Path | None, legacy: bool,
-                 store: ModelStore | None, bar: _ProgressBar):
+                 store: ModelStore | None, bar: _ProgressBar,
+                 keys: list[str | None] | None = None):
         self.frames, self.fc, self.plans, self.wf = frames, fc, plans, wf
         self.model_dir, self.legacy, self.store, self.bar = model_dir, legacy, store, bar
         self.index = next(iter(frames.values())).index
         self.symbols = list(frames)
         self.windows = build_windows(frames, fc)
-        self.keys = fold_keys(frames, plans, fc, wf) if store is not None else \
-            [None] * len(plans)
+        if keys is None:
+            keys = fold_keys(frames, plans, fc, wf) if store is not None else \
+                [None] * len(plans)
+        self.keys = keys
 
     def run(self) -> ForecasterResult:
         try:
@@ -323,12 +326,12 @@ class _Walk:
         return outputs, False
 
     def _load(self, key: str) -> Any:
+        if not self.store.check_model(key):
+            return None
         try:
             return model_class(self.fc.kind).load(self.fc, self.store.entry(key))
         except Exception as exc:  # pruned or damaged meanwhile; libraries raise many kinds
-            log.warning("model store entry %s cannot be loaded (%s); training that fold "
-                        "again", self.store.entry(key), type(exc).__name__)
-            self.store.discard(key)
+            self.store.discard(key, f"its model cannot be loaded: {type(exc).__name__}")
             return None
 
     def _previous(self, key: str | None) -> Any:
@@ -337,6 +340,9 @@ class _Walk:
         if self.store is None or key is None or not self.wf.warm_start or \
                 not warm_starts(self.fc.kind):
             return None
+        if not self.store.check_model(key):
+            raise _BrokenChain(f"the stored fold model {self.store.entry(key)} is damaged "
+                               "or gone")
         try:
             return model_class(self.fc.kind).load(self.fc, self.store.entry(key))
         except Exception as exc:  # pruned or damaged meanwhile; Keras raises many kinds
@@ -347,8 +353,8 @@ class _Walk:
                fold: FoldInputs) -> None:
         stored = False
         if self.store is not None and key is not None:
-            stored = self.store.put_model(key, model.save, {**self._meta(record),
-                                                           "runtime": runtime()})
+            stored = self.store.put(key, model.save, {**self._meta(record),
+                                                     "runtime": runtime()}) is not None
             if stored:
                 self.store.put_forecasts(key, fold.digest, _stored_shape(outputs))
         self._save(key if stored else None, model, record)
@@ -362,7 +368,7 @@ class _Walk:
         path = self.model_dir.parent / record.model_file
         if self.legacy:  # the layout of a model: section
             if key is not None:
-                self.store.link_file(key, "model.keras", path)
+                self.store.link(key, "model.keras", path)
             else:
                 from models import lstm  # only here: linking a stored fold needs no Keras
 
@@ -373,7 +379,7 @@ class _Walk:
         path.mkdir(parents=True, exist_ok=True)
         if key is not None:
             for name in self.store.model_files(key):
-                self.store.link_file(key, name, path / name)
+                self.store.link(key, name, path / name)
         else:
             model.save(path)
         _write_json(path / "settings.json", meta)
@@ -445,10 +451,10 @@ def next_fold(frames: Mapping[str, pd.DataFrame], previous: Any, fc: Any,
     entries, legacy = as_forecasters(fc if isinstance(fc, ModelConfig) else [fc])
     index = next(iter(frames.values())).index
     plans = fold_plan(index, wf, plan_window or entries[0].window_len)
+    key = fold_keys(frames, plans, entries[0], wf)[-1]
     walk = _Walk(frames, entries[0], plans[-1:], wf, model_dir, legacy, store,
-                 _ProgressBar([], [], wf, False))
-    walk.keys = fold_keys(frames, plans, entries[0], wf)[-1:]
-    return walk.fold(plans[-1], walk.keys[0], previous)
+                 _ProgressBar([], [], wf, False), keys=[key])
+    return walk.fold(plans[-1], key, previous)
 
 
 def load_fold(fc: Any, path: Path) -> Any:
