@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import __version__
+from engine import __version__, outputs
 from engine.config import Config
 from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError
+from engine.execution import StrategyRun
 from engine.models_store import ModelStore
 from engine.report import (
     benchmarks,
@@ -34,10 +35,12 @@ from engine.report import (
     trading_metrics,
     write_json,
 )
-from engine.simulation import StrategyRun, simulate
+from engine.simulation import simulate
 from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
-from strategies.registry import get_strategy, resolve_params, spec_label
+from models.runtime import keras_backend, package_version
+from strategies.registry import get_strategy, resolve_params, spec_label, user_params
+from strategies.rl_ppo import RLPPO
 
 
 @dataclass
@@ -52,37 +55,36 @@ class RunResult:
     output_dir: Path
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """What a strategy's ``prepare`` may read: the run's data, forecasts and model folder."""
-
-    config: Config
-    market: MarketData
-    walkforward: WalkForwardResult
-    symbols: tuple[str, ...]  # the account's traded symbols
-    label: str  # the strategy's display name
-    model_dir: Path | None  # where per-fold models are saved (None: nothing is saved)
-    progress: bool
-
-
 def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
                    model_dir: Path | None = None, progress: bool = False) -> list[StrategyRun]:
     """Every configured strategy on every account, from the first forecast bar on.
 
-    An account trades one symbol, or every traded symbol in portfolio mode. A strategy that
-    learns from the run (``prepare``, e.g. ``rl_ppo``) does so here, before it trades.
+    An account trades one symbol, or every traded symbol in portfolio mode. An ``rl_ppo``
+    agent is trained walk-forward on the run's data here, before its decisions are traded.
     """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
     for symbols in cfg.symbol_groups:
         for spec in cfg.strategies:
             cls, label = get_strategy(spec.name), spec_label(spec)
-            params = cls.prepare(resolve_params(spec.name, spec.params), RunContext(
-                cfg, market, wf, tuple(symbols), label, model_dir, progress))
+            params = resolve_params(spec.name, spec.params)
+            if issubclass(cls, RLPPO):
+                params["decisions"] = _ppo_targets(cfg, {**user_params(cls), **params},
+                                                   market, wf, tuple(symbols), label,
+                                                   model_dir, progress)
             runs.append(simulate(
                 {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
                 trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
     return runs
+
+
+def _ppo_targets(cfg: Config, params: dict[str, Any], market: MarketData,
+                 wf: WalkForwardResult, symbols: tuple[str, ...], label: str,
+                 model_dir: Path | None, progress: bool) -> Any:
+    """The targets an rl_ppo agent trained walk-forward decides (``engine.rl.agent``)."""
+    from engine.rl.agent import ppo_targets  # defers gymnasium, torch, stable-baselines3
+
+    return ppo_targets(cfg, params, market.frames, wf, symbols, model_dir, label, progress)
 
 
 def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
@@ -128,8 +130,6 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
 
     Folds already in the model store are loaded rather than trained, unless ``retrain``.
     """
-    from engine import outputs
-
     started = time.perf_counter()
     final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
@@ -207,15 +207,13 @@ def _device(wf: WalkForwardResult) -> str:
     Keras was never imported, and is not imported to say where it would have run)."""
     if wf.folds_trained == 0 and wf.forecasts_reused == len(wf.folds):
         return NO_DEVICE
-    from models.lstm import device_description
+    from models.lstm import device_description  # defers Keras and its backend
 
     return device_description()
 
 
 def _versions() -> dict[str, str | None]:
     """Versions of the engine and what it runs on, from package metadata (no imports)."""
-    from models.runtime import keras_backend, package_version
-
     backend = keras_backend()
     versions = {"engine": __version__, "python": platform.python_version(),
                 "keras_backend": backend}

@@ -11,13 +11,22 @@ symbols sharing one account (portfolio mode) the equity is split equally among t
 held after the decision: each holds ``size / k`` of equity, k being how many are held.
 When the set of held symbols changes (an entry or an exit), every held symbol is resized to
 that equal split; while it stays the same, nothing is traded (no rebalancing for drift).
+
+Decisions written once. A strategy that offers the sweep's fast path writes its decision
+as a *rule*: a plain function of floats giving the side wanted at a close from that
+close's inputs (a forecast, two averages) and the side held, NaN to keep what is held.
+``signal()`` calls the rule at each bar; ``weights_array`` (the kernel's form, see
+``engine.execution.kernel``) applies the very same function to whole arrays
+(``decision_array``), so the two forms cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Callable
 
 import backtrader as bt
+import numpy as np
 
 
 class TargetStrategy(bt.Strategy):
@@ -65,16 +74,6 @@ class TargetStrategy(bt.Strategy):
         """Raise ``InvalidKey`` if ``params`` do not fit the traded ``symbols``."""
 
     @classmethod
-    def prepare(cls, params: dict, context: Any) -> dict:
-        """Parameters for one backtest run, given ``context`` (``engine.pipeline.RunContext``:
-        config, market data, walk-forward result, traded symbols, model directory).
-
-        A strategy that learns from the run's data out of sample (``rl_ppo``) trains here
-        and returns its decisions in the params. Defaults to ``params`` unchanged.
-        """
-        return params
-
-    @classmethod
     def warmup_bars(cls, params: dict) -> int:
         """Bars before a decision bar that its decision depends on. Defaults to 0."""
         return 0
@@ -91,6 +90,39 @@ class TargetStrategy(bt.Strategy):
             if decision and decision[0]:
                 self.broker.order_targets(decision[0], decision[1],
                                           self.data.datetime.datetime(0))
+
+
+def side_or_keep(side: float) -> float | None:
+    """A rule's side as ``signal()`` returns it: NaN (keep what is held) becomes None."""
+    return None if math.isnan(side) else side
+
+
+_UFUNCS: dict[Callable, Callable] = {}  # rule -> the rule compiled as a NumPy ufunc
+
+
+def decision_array(rule: Callable[..., float], size: float, bars: int, *inputs) -> np.ndarray:
+    """The sweep kernel's ``(bars, 3)`` decision array from a strategy's rule.
+
+    Args:
+        rule: ``rule(*inputs, held) -> side`` on floats (1 long, -1 short, 0 flat, NaN
+            keep), with ``held`` the side held (0, 1 or -1).
+        size: The weight of a side of 1 (fraction of equity in the market).
+        bars: Number of bars.
+        *inputs: Arrays (one value per bar) or scalars, in the rule's order.
+
+    Returns:
+        Target weights wanted at each close when flat, long and short (NaN = keep).
+    """
+    if rule not in _UFUNCS:
+        import numba  # defers numba (sweep extra): only the kernel reads this form
+
+        _UFUNCS[rule] = numba.vectorize(rule)
+    ufunc = _UFUNCS[rule]
+    out = np.empty((bars, 3))
+    with np.errstate(invalid="ignore"):  # NaN inputs (no forecast yet) are a normal case
+        for column, held in enumerate((0.0, 1.0, -1.0)):
+            out[:, column] = size * ufunc(*inputs, held)
+    return out
 
 
 def equal_split(sides: dict[str, float | None], held: dict[str, float],

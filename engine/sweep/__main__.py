@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import run_cli
+from engine.sweep.outputs import describe
+from engine.sweep.spec import load_sweep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,9 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="CPUs of the local Ray (default: every core)")
     parser.add_argument("--no-progress", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    from engine.sweep.outputs import describe
-    from engine.sweep.runner import run_sweep
-    from engine.sweep.spec import load_sweep
+    from engine.sweep.runner import run_sweep  # defers Ray (sweep extra) until a sweep runs
 
     spec = load_sweep(args.config, args.output)
     summary = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,
