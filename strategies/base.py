@@ -97,32 +97,79 @@ def side_or_keep(side: float) -> float | None:
     return None if math.isnan(side) else side
 
 
-_UFUNCS: dict[Callable, Callable] = {}  # rule -> the rule compiled as a NumPy ufunc
+_LOOPS: dict[tuple, Callable] = {}  # (rule, per-bar inputs) -> its compiled loop
 
 
-def decision_array(rule: Callable[..., float], size: float, bars: int, *inputs) -> np.ndarray:
+def decision_array(rule: Callable[..., float], size: float, bars: int,
+                   per_bar: tuple[np.ndarray, ...] = (), settings: tuple = ()) -> np.ndarray:
     """The sweep kernel's ``(bars, 3)`` decision array from a strategy's rule.
 
+    The rule is compiled with numba into one loop over the bars (once per rule) and called
+    at every bar for each side held.
+
     Args:
-        rule: ``rule(*inputs, held) -> side`` on floats (1 long, -1 short, 0 flat, NaN
-            keep), with ``held`` the side held (0, 1 or -1).
+        rule: ``rule(*values, *settings, held) -> side`` on floats (1 long, -1 short, 0
+            flat, NaN keep): ``values`` are the bar's per-bar inputs, ``held`` the side
+            held (0, 1 or -1).
         size: The weight of a side of 1 (fraction of equity in the market).
         bars: Number of bars.
-        *inputs: Arrays (one value per bar) or scalars, in the rule's order.
+        per_bar: Up to three float arrays with one value per bar, in the rule's order.
+        settings: The rule's constant arguments (floats, bools), in its order.
 
     Returns:
         Target weights wanted at each close when flat, long and short (NaN = keep).
     """
-    if rule not in _UFUNCS:
-        import numba  # defers numba (sweep extra): only the kernel reads this form
-
-        _UFUNCS[rule] = numba.vectorize(rule)
-    ufunc = _UFUNCS[rule]
+    key = (rule, len(per_bar))
+    if key not in _LOOPS:
+        _LOOPS[key] = _compile_loop(rule, len(per_bar))
     out = np.empty((bars, 3))
-    with np.errstate(invalid="ignore"):  # NaN inputs (no forecast yet) are a normal case
-        for column, held in enumerate((0.0, 1.0, -1.0)):
-            out[:, column] = size * ufunc(*inputs, held)
+    _LOOPS[key](out, float(size), *(np.asarray(a, dtype="float64") for a in per_bar),
+                tuple(settings))
     return out
+
+
+def _compile_loop(rule: Callable[..., float], arity: int) -> Callable:
+    """``rule`` over every bar and side held, compiled for ``arity`` per-bar inputs."""
+    from numba import njit  # defers numba (sweep extra): only the kernel reads this form
+
+    if arity not in _LOOP_SHAPES:
+        raise ValueError(f"a decision rule takes at most three per-bar inputs, not {arity}")
+    return njit(_LOOP_SHAPES[arity](njit(rule)))
+
+
+def _no_input_loop(side):
+    def loop(out, size, settings):
+        for j, held in enumerate((0.0, 1.0, -1.0)):
+            out[:, j] = size * side(*settings, held)
+    return loop
+
+
+def _one_input_loop(side):
+    def loop(out, size, a, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], *settings, held)
+    return loop
+
+
+def _two_input_loop(side):
+    def loop(out, size, a, b, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], b[i], *settings, held)
+    return loop
+
+
+def _three_input_loop(side):
+    def loop(out, size, a, b, c, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], b[i], c[i], *settings, held)
+    return loop
+
+
+_LOOP_SHAPES = {0: _no_input_loop, 1: _one_input_loop, 2: _two_input_loop,
+                3: _three_input_loop}
 
 
 def equal_split(sides: dict[str, float | None], held: dict[str, float],

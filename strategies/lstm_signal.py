@@ -85,8 +85,8 @@ class LSTMSignal(TargetStrategy):
         key = ("pred_return", id(forecast))
         if key not in cache or cache[key][0] is not forecast:
             cache[key] = (forecast, forecast_returns(forecast, frame.index))  # keeps the id
-        return decision_array(side, p["size"], len(frame), cache[key][1], p["entry"],
-                              p["exit"], bool(p["short"]))
+        return decision_array(side, p["size"], len(frame), (cache[key][1],),
+                              (float(p["entry"]), float(p["exit"]), bool(p["short"])))
 
     @classmethod
     def check_params(cls, params: dict) -> None:

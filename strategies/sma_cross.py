@@ -70,7 +70,7 @@ class SMACross(TargetStrategy):
             if key not in cache:
                 cache[key] = sma_array(frame["close"].to_numpy(), int(period))
             averages.append(cache[key])
-        return decision_array(side, p["size"], len(frame), *averages, bool(p["short"]))
+        return decision_array(side, p["size"], len(frame), tuple(averages), (bool(p["short"]),))
 
     @classmethod
     def check_params(cls, params: dict) -> None:

@@ -18,6 +18,7 @@ from engine.execution.account import (
     Account,
     Bar,
     Position,
+    contributions,
     cost_model,
     make_account,
     restore_account,
@@ -28,7 +29,6 @@ from engine.execution.records import (
     Fill,
     RoundTrip,
     StrategyRun,
-    contributions,
     fill_table,
 )
 from engine.execution.sizing import liquidation_equity, order_sizes

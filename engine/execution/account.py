@@ -22,7 +22,9 @@ from engine.execution.records import Fill, RoundTrip
 from engine.execution.rules import DUST
 from engine.execution.sizing import liquidation_equity, order_sizes
 
-if TYPE_CHECKING:  # for annotations only: the execution core does not depend on the config
+if TYPE_CHECKING:  # for annotations only: the execution core does not depend on them
+    import pandas as pd
+
     from engine.config import BrokerConfig
 
 
@@ -269,3 +271,14 @@ def make_account(broker: BrokerConfig) -> Account:
 def restore_account(state: Mapping[str, Any], broker: BrokerConfig) -> Account:
     """The account ``Account.to_dict`` saved, with the configured costs and leverage."""
     return Account.from_dict(state, cost_model(broker), broker.leverage)
+
+
+def contributions(account: Account, position: pd.DataFrame,
+                  closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Per symbol of ``account``: P&L brought (cash flows plus the open position at
+    ``closes``), fees and exposure (share of the recorded closes, the rows of
+    ``position``, that held it)."""
+    return {s: {"pnl": account.contribution(s, closes[s]),
+                "fees": account.fees_by_symbol.get(s, 0.0),
+                "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
+            for s in position.columns}

@@ -6,7 +6,7 @@ a function of ``engine.execution.rules`` (or of the cost model's class) compiled
 numba, the very functions ``CostModel`` and ``Account`` call. So its results are the
 backtrader driver's (``engine.simulation.simulate``) to 1e-9;
 ``tests/engine/execution/test_kernel.py`` pins that for every strategy offering an array
-form. A cost model with other cost rules gets its own compiled loop (``cost_rules``).
+form. A cost model with other cost rules gets its own compiled loop (``bar_loop``).
 
 Decisions come as an ``(n, 3)`` array of target weights, one row per bar's close: the
 weight wanted when flat, when long and when short (NaN = no decision, keep what is held).
@@ -40,7 +40,7 @@ _buy_budget = njit(rules.buy_budget)
 _affordable_scale = njit(rules.affordable_scale)
 _move = njit(rules.move)
 _round_trip_pnl = njit(rules.round_trip_pnl)
-_COST_RULES: dict[type, tuple] = {}  # cost model class -> its cost rules, compiled
+_LOOPS: dict[type, object] = {}  # cost model class -> its compiled bar loop
 _DUST = rules.DUST
 
 
@@ -119,98 +119,108 @@ class KernelRun(NamedTuple):
         return out
 
 
-def cost_rules(costs: CostModel) -> tuple:
-    """The cost rules of ``costs``'s class compiled with numba: ``(fill_price, fee,
-    unit_cost, liquidation_value)``, compiled on first use and kept per class. The bar loop
-    takes them as arguments, so numba compiles one loop per cost model class."""
+def bar_loop(costs: CostModel):
+    """The bar loop compiled over the cost rules of ``costs``'s class (on first use, then
+    kept): one loop per cost model class, the cost rules built in."""
     kind = type(costs)
-    if kind not in _COST_RULES:
-        _COST_RULES[kind] = (njit(kind.fill_rule), njit(kind.fee_rule),
-                             njit(kind.unit_cost_rule), njit(kind.liquidation_rule))
-    return _COST_RULES[kind]
+    if kind not in _LOOPS:
+        fill_price, fee = njit(kind.fill_rule), njit(kind.fee_rule)
+        order = _order_over(fill_price, fee, njit(kind.unit_cost_rule),
+                            njit(kind.liquidation_rule))
+        _LOOPS[kind] = _loop_over(order, fill_price, fee)
+    return _LOOPS[kind]
 
 
-@njit
-def _order(pending, held, cash, price, high, low, rates, leverage, fill_price, fee, unit_cost,
-           liquidation_value):
-    """Units to trade at this open for the target ``pending`` (``order_sizes``), a
-    purchase scaled down if it would overdraw (``Account._affordable``); 0 = no trade."""
-    value = cash if held == 0 else cash + liquidation_value(held, price, rates)
-    delta = _order_units(pending, held, value, unit_cost(price, rates), False)
-    if delta > 0:
-        paid_price = fill_price(delta, price, high, low, rates)
-        cost = 0.0
-        cost += delta * paid_price + fee(delta, paid_price, rates)
-        scale = _affordable_scale(cost, _buy_budget(cash, value, leverage))
-        if scale != 1.0:
-            delta = delta * scale if delta * scale > _DUST else 0.0
-    return delta
+def _order_over(fill_price, fee, unit_cost, liquidation_value):
+    """The compiled order step over these cost rules."""
+
+    @njit
+    def order(pending, held, cash, price, high, low, rates, leverage):
+        """Units to trade at this open for the target ``pending`` (``order_sizes``), a
+        purchase scaled down if it would overdraw (``Account._affordable``); 0: none."""
+        value = cash if held == 0 else cash + liquidation_value(held, price, rates)
+        delta = _order_units(pending, held, value, unit_cost(price, rates), False)
+        if delta > 0:
+            paid_price = fill_price(delta, price, high, low, rates)
+            cost = 0.0
+            cost += delta * paid_price + fee(delta, paid_price, rates)
+            scale = _affordable_scale(cost, _buy_budget(cash, value, leverage))
+            if scale != 1.0:
+                delta = delta * scale if delta * scale > _DUST else 0.0
+        return delta
+
+    return order
 
 
 @njit
 def _record_trip(trades_i, trades_f, row, entry_bar, exit_bar, closed, entry_price, price,
                  entry_fees, exit_fee):
     """Write one round trip (``Account``'s ``RoundTrip`` fields) into row ``row``."""
-    trades_i[row, 0] = entry_bar
-    trades_i[row, 1] = exit_bar
-    trades_f[row, 0] = closed
-    trades_f[row, 1] = entry_price
-    trades_f[row, 2] = price
-    trades_f[row, 3] = _round_trip_pnl(closed, price, entry_price, entry_fees, exit_fee)
-    trades_f[row, 4] = entry_fees + exit_fee
+    trades_i[0, row] = entry_bar
+    trades_i[1, row] = exit_bar
+    trades_f[0, row] = closed
+    trades_f[1, row] = entry_price
+    trades_f[2, row] = price
+    trades_f[3, row] = _round_trip_pnl(closed, price, entry_price, entry_fees, exit_fee)
+    trades_f[4, row] = entry_fees + exit_fee
 
 
-@njit
-def _bar_loop(open_, high, low, close, weights, start, cash, rates, leverage, fill_price, fee,
-              unit_cost, liquidation_value):
-    """``run``'s loop; returns (equity, position, fees, fill rows, trade rows, still open)."""
-    n = close.shape[0]
-    equity = np.empty(n - start)
-    position = np.empty(n - start)
-    fills_i = np.empty(n, np.int64)
-    fills_f = np.empty((n, 3))  # delta, price, fee
-    trades_i = np.empty((n + 1, 2), np.int64)  # entry bar, exit bar
-    trades_f = np.empty((n + 1, 5))  # size, entry price, exit price, pnl, fees
-    n_fills = n_trades = 0
-    held = entry_price = entry_fees = fees = 0.0
-    opened_bar = -1
-    pending = np.nan
-    for t in range(n):
-        delta = 0.0
-        if not math.isnan(pending):
-            delta = _order(pending, held, cash, open_[t], high[t], low[t], rates, leverage,
-                           fill_price, fee, unit_cost, liquidation_value)
-        if delta != 0:
-            price = fill_price(delta, open_[t], high[t], low[t], rates)
-            paid = fee(delta, price, rates)
-            cash += -delta * price - paid
-            fees += paid
-            fills_i[n_fills] = t
-            fills_f[n_fills, 0], fills_f[n_fills, 1], fills_f[n_fills, 2] = delta, price, paid
-            n_fills += 1
-            before, before_price = held, entry_price
-            held, closed, closed_fees, exit_fee, entry_price, entry_fees = _move(
-                held, delta, price, paid, entry_price, entry_fees)
-            if closed != 0:
-                _record_trip(trades_i, trades_f, n_trades, opened_bar, t, closed, before_price,
-                             price, closed_fees, exit_fee)
-                n_trades += 1
-                opened_bar = -1 if closed == before else opened_bar
-            opened_bar = t if held != 0 and opened_bar < 0 else opened_bar
+def _loop_over(order, fill_price, fee):
+    """The compiled bar loop over the order step and these cost rules."""
+
+    @njit
+    def loop(open_, high, low, close, weights, start, cash, rates, leverage):
+        n = close.shape[0]
+        equity = np.empty(n - start)
+        position = np.empty(n - start)
+        fills_i = np.empty(n, np.int64)
+        fills_f = np.empty((3, n))  # delta, price, fee
+        trades_i = np.empty((2, n + 1), np.int64)  # entry bar, exit bar
+        trades_f = np.empty((5, n + 1))  # size, entry price, exit price, pnl, fees
+        n_fills = n_trades = 0
+        held = entry_price = entry_fees = fees = 0.0
+        opened_bar = -1
         pending = np.nan
-        if t >= start:
-            weight = weights[t, FLAT if held == 0 else (LONG if held > 0 else SHORT)]
-            # A decision on the side held, or to stay flat, trades nothing: drop it.
-            if not math.isnan(weight) and not (weight == 0 and held == 0):
-                pending = weight
-            equity[t - start] = cash if held == 0 else cash + held * close[t]
-            position[t - start] = held
-    if held != 0:  # Account.open_trades: the open position marked at the last close
-        _record_trip(trades_i, trades_f, n_trades, opened_bar, n - 1, held, entry_price,
-                     close[n - 1], entry_fees, 0.0)
-        n_trades += 1
-    return (equity, position, fees, fills_i[:n_fills], fills_f[:n_fills],
-            trades_i[:n_trades], trades_f[:n_trades], held != 0)
+        for t in range(n):
+            delta = 0.0
+            if not math.isnan(pending):
+                delta = order(pending, held, cash, open_[t], high[t], low[t], rates, leverage)
+            if delta != 0:
+                price = fill_price(delta, open_[t], high[t], low[t], rates)
+                paid = fee(delta, price, rates)
+                cash += -delta * price - paid
+                fees += paid
+                fills_i[n_fills] = t
+                fills_f[0, n_fills], fills_f[1, n_fills], fills_f[2, n_fills] = delta, price, paid
+                n_fills += 1
+                before, before_price = held, entry_price
+                held, closed, closed_fees, exit_fee, entry_price, entry_fees = _move(
+                    held, delta, price, paid, entry_price, entry_fees)
+                if closed != 0:
+                    _record_trip(trades_i, trades_f, n_trades, opened_bar, t, closed,
+                                 before_price, price, closed_fees, exit_fee)
+                    n_trades += 1
+                    opened_bar = -1 if closed == before else opened_bar
+                opened_bar = t if held != 0 and opened_bar < 0 else opened_bar
+            pending = np.nan
+            if t >= start:
+                weight = weights[t, FLAT if held == 0 else (LONG if held > 0 else SHORT)]
+                # A decision on the side held, or to stay flat, trades nothing: drop it.
+                if not math.isnan(weight) and not (weight == 0 and held == 0):
+                    pending = weight
+                equity[t - start] = cash if held == 0 else cash + held * close[t]
+                position[t - start] = held
+        if held != 0:  # Account.open_trades: the open position marked at the last close
+            _record_trip(trades_i, trades_f, n_trades, opened_bar, n - 1, held, entry_price,
+                         close[n - 1], entry_fees, 0.0)
+            n_trades += 1
+        return (equity, position, fees, fills_i[:n_fills], fills_f[0, :n_fills],
+                fills_f[1, :n_fills], fills_f[2, :n_fills], trades_i[0, :n_trades],
+                trades_i[1, :n_trades], trades_f[0, :n_trades], trades_f[1, :n_trades],
+                trades_f[2, :n_trades], trades_f[3, :n_trades], trades_f[4, :n_trades],
+                held != 0)
+
+    return loop
 
 
 def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostModel,
@@ -225,14 +235,9 @@ def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostM
         costs: The cost model (its class's cost rules are compiled).
         leverage: ``broker.leverage``.
     """
-    equity, position, fees, fills_i, fills_f, trades_i, trades_f, still_open = _bar_loop(
+    return KernelRun(*bar_loop(costs)(
         bars.open, bars.high, bars.low, bars.close, np.ascontiguousarray(weights, "float64"),
-        int(start), float(cash), tuple(float(r) for r in costs.rates), float(leverage),
-        *cost_rules(costs))
-    return KernelRun(equity, position, float(fees), fills_i, fills_f[:, 0], fills_f[:, 1],
-                     fills_f[:, 2], trades_i[:, 0], trades_i[:, 1], trades_f[:, 0],
-                     trades_f[:, 1], trades_f[:, 2], trades_f[:, 3], trades_f[:, 4],
-                     bool(still_open))
+        int(start), float(cash), tuple(map(float, costs.rates)), float(leverage)))
 
 
 def warm_up(costs: CostModel | None = None) -> None:

@@ -11,14 +11,11 @@ ISO text in paper trading.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-
-if TYPE_CHECKING:  # for annotations only: the account module imports this one
-    from engine.execution.account import Account
 
 PORTFOLIO = "portfolio"  # the symbol of a run whose symbols share one account
 
@@ -109,13 +106,3 @@ def in_utc(fills: Iterable[Fill], trades: Iterable[RoundTrip]) -> tuple[list[Fil
     return ([replace(f, time=utc(f.time), decided_at=utc(f.decided_at)) for f in fills],
             [replace(t, entry_time=utc(t.entry_time), exit_time=utc(t.exit_time))
              for t in trades])
-
-
-def contributions(account: Account, position: pd.DataFrame,
-                  closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Per symbol of ``account``: P&L brought (cash flows plus the open
-    position at ``closes``), fees and exposure (share of the recorded closes holding it)."""
-    return {s: {"pnl": account.contribution(s, closes[s]),
-                "fees": account.fees_by_symbol.get(s, 0.0),
-                "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
-            for s in position.columns}
