@@ -55,19 +55,35 @@ class RunResult:
     output_dir: Path
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a strategy's ``prepare`` may read: the run's data, forecasts and model folder."""
+
+    config: Config
+    market: MarketData
+    walkforward: WalkForwardResult
+    symbols: tuple[str, ...]  # the account's traded symbols
+    label: str  # the strategy's display name
+    model_dir: Path | None  # where per-fold models are saved (None: nothing is saved)
+    progress: bool
+
+
 def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
                    model_dir: Path | None = None, progress: bool = False) -> list[StrategyRun]:
     """Every configured strategy on every account, from the first forecast bar on.
 
-    An account trades one symbol, or every traded symbol in portfolio mode. An ``rl_ppo``
-    agent is trained walk-forward on the run's data here, before its decisions are traded.
+    An account trades one symbol, or every traded symbol in portfolio mode. Each strategy
+    may prepare its parameters from the run first (``prepare``: a replay reads and checks
+    its file), and an ``rl_ppo`` agent is trained walk-forward on the run's data here
+    (``engine.rl.agent``), before its decisions are traded.
     """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
     for symbols in cfg.symbol_groups:
         for spec in cfg.strategies:
             cls, label = get_strategy(spec.name), spec_label(spec)
-            params = resolve_params(spec.name, spec.params)
+            params = cls.prepare(resolve_params(spec.name, spec.params), RunContext(
+                cfg, market, wf, tuple(symbols), label, model_dir, progress))
             if issubclass(cls, RLPPO):
                 params["decisions"] = _ppo_targets(cfg, {**user_params(cls), **params},
                                                    market, wf, tuple(symbols), label,

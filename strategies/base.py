@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import backtrader as bt
 import numpy as np
@@ -72,6 +73,16 @@ class TargetStrategy(bt.Strategy):
     @classmethod
     def check_symbols(cls, params: dict, symbols: tuple[str, ...], leverage: float) -> None:
         """Raise ``InvalidKey`` if ``params`` do not fit the traded ``symbols``."""
+
+    @classmethod
+    def prepare(cls, params: dict, context: Any) -> dict:
+        """Parameters for one backtest run, given ``context`` (``engine.pipeline.RunContext``:
+        config, market data, walk-forward result, traded symbols, label, model directory).
+
+        A strategy that reads a file checks it against the run's data here (``replay``).
+        Defaults to ``params`` unchanged.
+        """
+        return params
 
     @classmethod
     def warmup_bars(cls, params: dict) -> int:
