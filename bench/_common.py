@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("ENGINE_BENCH_DATA", REPO.parent / "shared" / "data"))
 
+from engine.config import load_config  # noqa: E402  (the repository is on the path now)
+
 
 def machine() -> str:
     """One line describing where the numbers were measured."""
@@ -24,7 +26,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    from models.lstm import keras  # Keras, imported with TensorFlow's start-up lines filtered
+    from models.lstm import keras  # defers Keras (with TensorFlow's start-up lines filtered)
 
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
             f"Python {platform.python_version()}, Keras {keras.__version__} "
@@ -33,8 +35,6 @@ def machine() -> str:
 
 def csv_data_config(config: str = "configs/btc.yaml"):
     """A shipped config with its candles read from the real CSV files in ``DATA``."""
-    from engine.config import load_config
-
     cfg = load_config(REPO / config)
     csv = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv") for s in cfg.data.symbols}
     missing = [p for p in csv.values() if not Path(p).is_file()]

@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 
 from engine.cli import run_cli
-from engine.config import METRICS
 from engine.errors import DataError
+from engine.metric_names import METRICS
 from engine.report import TABLE_COLUMNS, comparison_table, render_table, sort_table
 from engine.report.charts import equity_chart, strategy_colors
 

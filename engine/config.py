@@ -36,17 +36,13 @@ from pydantic import (
 )
 
 from engine.errors import ConfigError, InvalidKey
+from engine.metric_names import METRICS
 from engine.secrets import redact_url, register_url
 from models.feature_names import parse_feature
 from models.protocol import load_class
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*/[A-Z0-9]+(?::[A-Z0-9]+)?$")
 TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*[smhdwMy]$")
-METRICS = (
-    "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
-    "win_rate", "exposure", "fees_paid", "final_equity", "volatility", "calmar",
-    "profit_factor", "alpha", "information_ratio",
-)
 
 
 # --- reusable field checks ------------------------------------------------------------

@@ -20,12 +20,12 @@ import yaml
 
 from engine.config import Config
 from engine.data import MarketData
+from engine.execution import StrategyRun
 from engine.report import charts as plots
 from engine.report import comparison_table, fills_frame, fold_metrics, render_table, trades_frame
 from engine.report.metrics import scored_forecasts
 from engine.report.page import html_report
 from engine.secrets import redact
-from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
 
 
@@ -67,7 +67,7 @@ def curves_by_symbol(runs: list[StrategyRun]) -> dict[str, dict[str, pd.Series]]
 
 
 def fills_by_run(runs: list[StrategyRun]) -> dict[tuple[str, str], pd.DataFrame]:
-    return {(r.label, r.symbol): r.fills for r in runs}
+    return {(r.label, r.symbol): r.fill_table() for r in runs}
 
 
 def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import __version__
+from engine import __version__, outputs
 from engine.config import Config
 from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError
+from engine.execution import PORTFOLIO, StrategyRun
 from engine.models_store import ModelStore
 from engine.report import (
     benchmarks,
@@ -37,10 +38,11 @@ from engine.report import (
     write_json,
 )
 from engine.report.forecasters import comparison, forecaster_sections, spa
-from engine.simulation import PORTFOLIO, StrategyRun, simulate
+from engine.simulation import simulate
 from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
 from models.kinds import warm_starts
+from models.runtime import keras_backend, package_version
 from strategies.registry import (
     get_strategy,
     name_forecasters,
@@ -48,6 +50,7 @@ from strategies.registry import (
     spec_label,
     user_params,
 )
+from strategies.rl_ppo import RLPPO
 
 
 @dataclass
@@ -106,8 +109,10 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
                    model_dir: Path | None = None, progress: bool = False) -> list[StrategyRun]:
     """Every configured strategy on every account, from the first forecast bar on.
 
-    An account trades one symbol, or every traded symbol in portfolio mode. A strategy that
-    learns from the run (``prepare``, e.g. ``rl_ppo``) does so here, before it trades.
+    An account trades one symbol, or every traded symbol in portfolio mode. Each strategy
+    may prepare its parameters from the run first (``prepare``: a replay reads and checks
+    its file), and an ``rl_ppo`` agent is trained walk-forward on the run's data here
+    (``engine.rl.agent``), before its decisions are traded.
     """
     trade_start = market.index[wf.first_forecast_bar]
     runs = []
@@ -116,6 +121,11 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
             cls, label = get_strategy(spec.name), spec_label(spec)
             params = cls.prepare(resolve_params(spec.name, spec.params), RunContext(
                 cfg, market, wf, tuple(symbols), label, model_dir, progress))
+            full = {**user_params(cls), **params}
+            if issubclass(cls, RLPPO):
+                params["decisions"] = _ppo_targets(cfg, full, market, wf, tuple(symbols),
+                                                   label, model_dir, progress,
+                                                   cls.reads_forecaster(full, cfg))
             tables = _tables(cls, params, cfg, wf)
             runs.append(simulate(
                 {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
@@ -170,6 +180,17 @@ def _spread(figures: list[tuple[float, float | None]]) -> dict[str, Any]:
         out[metric] = {"min": min(values), "median": float(np.median(values)),
                        "max": max(values)} if values else None
     return out
+
+
+def _ppo_targets(cfg: Config, params: dict[str, Any], market: MarketData,
+                 wf: WalkForwardResult, symbols: tuple[str, ...], label: str,
+                 model_dir: Path | None, progress: bool, observed: str | None) -> Any:
+    """The targets an rl_ppo agent trained walk-forward decides (``engine.rl.agent``);
+    ``observed`` names the forecaster it observes (None: none)."""
+    from engine.rl.agent import ppo_targets  # defers gymnasium, torch, stable-baselines3
+
+    return ppo_targets(cfg, params, market.frames, wf, symbols, model_dir, label, progress,
+                       observed)
 
 
 def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
@@ -237,8 +258,6 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
 
     Folds already in the model store are loaded rather than trained, unless ``retrain``.
     """
-    from engine import outputs
-
     cfg = name_forecasters(cfg)
     started = time.perf_counter()
     final_dir = check_output_dir(Path(cfg.output_dir))
@@ -323,15 +342,13 @@ def _device(wf: WalkForwardResult) -> str:
     if all(r.forecasts_reused == len(r.folds) for r in wf.by_name.values()
            if warm_starts(r.kind)):  # only scikit-learn, LightGBM or custom models ran
         return "CPU (no neural forecaster ran)"
-    from models.lstm import device_description
+    from models.lstm import device_description  # defers Keras and its backend
 
     return device_description()
 
 
 def _versions() -> dict[str, str | None]:
     """Versions of the engine and what it runs on, from package metadata (no imports)."""
-    from models.runtime import keras_backend, package_version
-
     backend = keras_backend()
     versions = {"engine": __version__, "python": platform.python_version(),
                 "keras_backend": backend}

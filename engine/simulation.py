@@ -6,50 +6,118 @@ fills them at the next bar's open, moved against the trader by ``broker.slippage
 to that bar's high/low), with ``broker.commission`` charged on the traded value. Positions
 may be fractional. With one symbol the run is that symbol's; with several (portfolio mode)
 they share one account and one cash balance.
+
+This module only drives: ``CoreBroker`` hands backtrader's decisions to the account and
+reads positions, cash and value back from it (backtrader's own order book and commission
+schemes are never used), ``Recorder`` notes equity and positions at each close, and
+``simulate`` returns the account's records as a ``StrategyRun``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import backtrader as bt
 import pandas as pd
 
 from engine.config import BrokerConfig
-from engine.execution import Account, CoreBroker, CostModel
+from engine.errors import ExecutionError
+from engine.execution import (
+    PORTFOLIO,
+    Account,
+    Bar,
+    Fill,
+    RoundTrip,
+    StrategyRun,
+    contributions,
+    make_account,
+)
+from engine.execution.records import in_utc
 from strategies.base import TargetStrategy
 
-PORTFOLIO = "portfolio"  # the symbol of a run whose symbols share one account
 
+class CoreBroker(bt.BrokerBase):
+    """A ``bt.BrokerBase`` that delegates every fill to an ``Account``.
 
-@dataclass
-class StrategyRun:
-    """Everything one (strategy, symbol) or portfolio run produced, from the first traded bar.
-
-    ``fills`` has columns time, symbol, side, size, price, commission, value, decided_at;
-    each trade is a dict with symbol, side, size, entry_time, exit_time, entry_price,
-    exit_price, pnl (after all fees), fees, return, bars_held, open_at_end.
+    Params:
+        account: The account to trade.
+        fill: Fill decisions at the next open. False only records decisions (paper
+            trading's replay of the decision bar). Defaults to True.
     """
 
-    label: str
-    symbol: str  # the traded symbol, or "portfolio"
-    equity: pd.Series  # account equity at each bar's close, UTC index
-    position: pd.DataFrame  # units held of each symbol at each close
-    fills: pd.DataFrame
-    trades: list[dict[str, Any]] = field(default_factory=list)
-    fees: float = 0.0
-    pending: tuple[dict[str, float], bool] | None = None  # decided at the last bar, unfilled
-    contributions: dict[str, dict[str, float]] = field(default_factory=dict)  # per symbol
+    params = (("account", None), ("fill", True))
 
-    @property
-    def symbols(self) -> list[str]:
-        return list(self.position.columns)
+    def __init__(self):
+        super().__init__()
+        self.account: Account = self.p.account
+        self.pending: tuple[dict[str, float], bool, dt.datetime] | None = None
+        self.fills: list[Fill] = []
+        self.trades: list[RoundTrip] = []
+        self._datas: dict[str, Any] = {}
+        self._positions: dict[str, bt.Position] = {}
+        self.startingcash = self.account.cash  # read by backtrader's writer info
 
+    def start(self):
+        super().start()
+        self._datas = {d._name: d for d in self.cerebro.datas}
+        self._positions = {name: bt.Position() for name in self._datas}
+        self._sync_positions()
 
-_FILL_COLUMNS = ["time", "symbol", "side", "size", "price", "commission", "value", "decided_at"]
+    # --- what strategies and analyzers read --------------------------------------------
+
+    def getcash(self) -> float:
+        return self.account.cash
+
+    def getvalue(self, datas=None) -> float:
+        account = self.account
+        if not account.positions:
+            return account.cash
+        return account.equity({s: d.close[0] for s, d in self._datas.items()})
+
+    def getposition(self, data) -> bt.Position:
+        return self._positions[data._name]
+
+    def get_notification(self):
+        return None  # fills are reported through ``fills`` and ``trades``, not bt orders
+
+    # --- decisions and fills ------------------------------------------------------------
+
+    def order_targets(self, weights: dict[str, float], resize: bool,
+                      decided_at: dt.datetime) -> None:
+        """Record target weights decided at this close, to fill at the next open."""
+        self.pending = (weights, resize, decided_at)
+
+    def next(self):
+        """At a new bar's open: fill what the previous close decided."""
+        pending, self.pending = self.pending, None
+        if pending is None or not self.p.fill:
+            return
+        weights, resize, decided_at = pending
+        first = next(iter(self._datas.values()))
+        when = first.datetime.datetime(0)
+        bars = {s: Bar(d.open[0], d.high[0], d.low[0]) for s, d in self._datas.items()}
+        fills, trades = self.account.rebalance(weights, bars, when, decided_at,
+                                               bar=len(first) - 1, resize=resize)
+        self.fills += fills
+        self.trades += trades
+        self._sync_positions()
+
+    def _sync_positions(self) -> None:
+        for symbol, position in self._positions.items():
+            held = self.account.positions.get(symbol)
+            position.size = held.size if held else 0.0
+            position.price = held.entry_price if held else 0.0
+
+    def buy(self, *args, **kwargs):
+        raise ExecutionError("strategies of this engine give target weights (decide or "
+                             "signal), not backtrader orders; see strategies/base.py")
+
+    sell = submit = buy
+
+    def cancel(self, order):
+        return False
 
 
 class Recorder(bt.Analyzer):
@@ -74,21 +142,6 @@ class Recorder(bt.Analyzer):
             self.values.append(self._broker.getvalue())
             account = self._broker.account
             self.sizes.append(tuple(account.size(s) for s in self._names))
-
-
-def cost_model(broker: BrokerConfig) -> CostModel:
-    """The configured commission and slippage."""
-    return CostModel(broker.commission, broker.slippage)
-
-
-def make_account(broker: BrokerConfig) -> Account:
-    """A fresh account with the configured cash, costs and leverage."""
-    return Account(broker.cash, cost_model(broker), broker.leverage)
-
-
-def restore_account(state: Mapping[str, Any], broker: BrokerConfig) -> Account:
-    """The account ``Account.to_dict`` saved, with the configured costs and leverage."""
-    return Account.from_dict(state, cost_model(broker), broker.leverage)
 
 
 def feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasData:
@@ -135,40 +188,13 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
     symbols = list(frames)
     position = pd.DataFrame(rec.sizes, index=index, columns=symbols, dtype="float64")
     last = {s: f["close"].iloc[-1] for s, f in frames.items()}
-    trades = core.trades + account.open_trades(last, None, _last_bar(frames))
+    fills, trades = in_utc(core.fills,
+                           core.trades + account.open_trades(last, None, _last_bar(frames)))
     pending = core.pending[:2] if core.pending else None
     return StrategyRun(label or strategy.name, symbols[0] if len(symbols) == 1 else PORTFOLIO,
-                       pd.Series(rec.values, index, name="equity"), position,
-                       _fills_table(core.fills), _utc_times(trades), account.fees, pending,
-                       contributions(account, position, last))
-
-
-def _fills_table(fills: list[dict[str, Any]]) -> pd.DataFrame:
-    """Fill records as a DataFrame with UTC times (the columns of ``_FILL_COLUMNS``)."""
-    frame = pd.DataFrame(fills, columns=_FILL_COLUMNS)
-    for column in ("time", "decided_at"):
-        if not frame.empty:
-            frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
-    return frame
-
-
-def contributions(account: Account, position: pd.DataFrame,
-                  closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Per symbol: P&L brought (cash flows plus the open position), fees and exposure."""
-    return {s: {"pnl": account.contribution(s, closes[s]),
-                "fees": account.fees_by_symbol.get(s, 0.0),
-                "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
-            for s in position.columns}
+                       pd.Series(rec.values, index, name="equity"), position, fills, trades,
+                       account.fees, pending, contributions(account, position, last))
 
 
 def _last_bar(frames: Mapping[str, pd.DataFrame]) -> int:
     return len(next(iter(frames.values()))) - 1
-
-
-def _utc_times(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for trade in trades:
-        for key in ("entry_time", "exit_time"):
-            value = trade[key]
-            if isinstance(value, dt.datetime):
-                trade[key] = pd.Timestamp(value, tz="UTC")
-    return trades

@@ -11,13 +11,23 @@ symbols sharing one account (portfolio mode) the equity is split equally among t
 held after the decision: each holds ``size / k`` of equity, k being how many are held.
 When the set of held symbols changes (an entry or an exit), every held symbol is resized to
 that equal split; while it stays the same, nothing is traded (no rebalancing for drift).
+
+Decisions written once. A strategy that offers the sweep's fast path writes its decision
+as a *rule*: a plain function of floats giving the side wanted at a close from that
+close's inputs (a forecast, two averages) and the side held, NaN to keep what is held.
+``signal()`` calls the rule at each bar; ``weights_array`` (the kernel's form, see
+``engine.execution.kernel``) applies the very same function to whole arrays
+(``decision_array``), so the two forms cannot disagree.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import backtrader as bt
+import numpy as np
 
 
 class TargetStrategy(bt.Strategy):
@@ -67,10 +77,10 @@ class TargetStrategy(bt.Strategy):
     @classmethod
     def prepare(cls, params: dict, context: Any) -> dict:
         """Parameters for one backtest run, given ``context`` (``engine.pipeline.RunContext``:
-        config, market data, walk-forward result, traded symbols, model directory).
+        config, market data, walk-forward result, traded symbols, label, model directory).
 
-        A strategy that learns from the run's data out of sample (``rl_ppo``) trains here
-        and returns its decisions in the params. Defaults to ``params`` unchanged.
+        A strategy that reads a file checks it against the run's data here (``replay``).
+        Defaults to ``params`` unchanged.
         """
         return params
 
@@ -98,6 +108,86 @@ class TargetStrategy(bt.Strategy):
             if decision and decision[0]:
                 self.broker.order_targets(decision[0], decision[1],
                                           self.data.datetime.datetime(0))
+
+
+def side_or_keep(side: float) -> float | None:
+    """A rule's side as ``signal()`` returns it: NaN (keep what is held) becomes None."""
+    return None if math.isnan(side) else side
+
+
+_LOOPS: dict[tuple, Callable] = {}  # (rule, per-bar inputs) -> its compiled loop
+
+
+def decision_array(rule: Callable[..., float], size: float, bars: int,
+                   per_bar: tuple[np.ndarray, ...] = (), settings: tuple = ()) -> np.ndarray:
+    """The sweep kernel's ``(bars, 3)`` decision array from a strategy's rule.
+
+    The rule is compiled with numba into one loop over the bars (once per rule) and called
+    at every bar for each side held.
+
+    Args:
+        rule: ``rule(*values, *settings, held) -> side`` on floats (1 long, -1 short, 0
+            flat, NaN keep): ``values`` are the bar's per-bar inputs, ``held`` the side
+            held (0, 1 or -1).
+        size: The weight of a side of 1 (fraction of equity in the market).
+        bars: Number of bars.
+        per_bar: Up to three float arrays with one value per bar, in the rule's order.
+        settings: The rule's constant arguments (floats, bools), in its order.
+
+    Returns:
+        Target weights wanted at each close when flat, long and short (NaN = keep).
+    """
+    key = (rule, len(per_bar))
+    if key not in _LOOPS:
+        _LOOPS[key] = _compile_loop(rule, len(per_bar))
+    out = np.empty((bars, 3))
+    _LOOPS[key](out, float(size), *(np.asarray(a, dtype="float64") for a in per_bar),
+                tuple(settings))
+    return out
+
+
+def _compile_loop(rule: Callable[..., float], arity: int) -> Callable:
+    """``rule`` over every bar and side held, compiled for ``arity`` per-bar inputs."""
+    from numba import njit  # defers numba (sweep extra): only the kernel reads this form
+
+    if arity not in _LOOP_SHAPES:
+        raise ValueError(f"a decision rule takes at most three per-bar inputs, not {arity}")
+    return njit(_LOOP_SHAPES[arity](njit(rule)))
+
+
+def _no_input_loop(side):
+    def loop(out, size, settings):
+        for j, held in enumerate((0.0, 1.0, -1.0)):
+            out[:, j] = size * side(*settings, held)
+    return loop
+
+
+def _one_input_loop(side):
+    def loop(out, size, a, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], *settings, held)
+    return loop
+
+
+def _two_input_loop(side):
+    def loop(out, size, a, b, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], b[i], *settings, held)
+    return loop
+
+
+def _three_input_loop(side):
+    def loop(out, size, a, b, c, settings):
+        for i in range(out.shape[0]):
+            for j, held in enumerate((0.0, 1.0, -1.0)):
+                out[i, j] = size * side(a[i], b[i], c[i], *settings, held)
+    return loop
+
+
+_LOOP_SHAPES = {0: _no_input_loop, 1: _one_input_loop, 2: _two_input_loop,
+                3: _three_input_loop}
 
 
 def equal_split(sides: dict[str, float | None], held: dict[str, float],

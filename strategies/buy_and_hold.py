@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
 from engine.errors import InvalidKey
-from strategies.base import TargetStrategy
+from strategies.base import TargetStrategy, decision_array
+
+
+def side(held: float) -> float:
+    """The decision rule: buy when flat, then keep whatever is held (NaN) for ever."""
+    return 1.0 if held == 0 else math.nan
+
+
+def entry_weights(weights: Mapping[str, float] | None,
+                  symbols: Sequence[str]) -> dict[str, float]:
+    """The weight each symbol is bought with: ``weights``, else equal weights."""
+    return dict(weights) if weights else {s: 1.0 / len(symbols) for s in symbols}
 
 
 class BuyAndHold(TargetStrategy):
     """Everything long from the first traded bar to the end, never rebalanced.
 
     With one symbol it holds all equity; in portfolio mode it buys every traded symbol at
-    the first traded open with equal weights (or ``weights``) and never trades again.
+    the first traded open with equal weights (or ``weights``) and never trades again: the
+    rule (``side``) applied to the whole account.
 
     Params:
         weights: ``{symbol: weight}`` for portfolio mode, e.g. {BTC/USDT: 0.6, ETH/USDT:
@@ -24,23 +39,18 @@ class BuyAndHold(TargetStrategy):
     params = (("weights", None),)
 
     def decide(self) -> tuple[dict[str, float], bool] | None:
-        if any(self.getposition(d).size for d in self.datas):
-            return None
-        names = [d._name for d in self.datas]
-        weights = self.p.weights or {s: 1.0 / len(names) for s in names}
-        return dict(weights), True
+        if any(math.isnan(side(self.getposition(d).size)) for d in self.datas):
+            return None  # something is held: keep it
+        return entry_weights(self.p.weights, [d._name for d in self.datas]), True
 
     @classmethod
     def weights_array(cls, params: dict, frame: pd.DataFrame,
                       forecast: pd.DataFrame | None = None, symbol: str | None = None,
                       cache: dict | None = None) -> np.ndarray:
-        """The decisions of ``decide()`` for one traded symbol as the sweep kernel's array:
-        buy ``weights[symbol]`` (all equity by default) whenever flat, never trade again."""
-        weights = params.get("weights")
-        weight = 1.0 / 1 if not weights else weights.get(symbol, 0.0)
-        out = np.full((len(frame), 3), np.nan)
-        out[:, 0] = weight
-        return out
+        """``side`` at every close of one traded symbol as the sweep kernel's decision
+        array: buy ``weights[symbol]`` (all equity by default) whenever flat."""
+        weight = entry_weights(params.get("weights"), [symbol]).get(symbol, 0.0)
+        return decision_array(side, weight, len(frame))
 
     @classmethod
     def check_params(cls, params: dict) -> None:

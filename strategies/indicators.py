@@ -52,14 +52,91 @@ class LSTMForecast(bt.Indicator):
 def sma_array(close: np.ndarray, period: int) -> np.ndarray:
     """Backtrader's SMA of ``close`` as an array: NaN until ``period`` bars are in.
 
-    Each value is ``math.fsum`` of the window divided by ``period``, exactly as
-    ``bt.indicators.SMA`` computes it, so decisions on crossings match bit for bit.
+    Each value is the window's ``math.fsum`` (its exactly rounded sum) divided by
+    ``period``, as ``bt.indicators.SMA`` computes it, so decisions on crossings match bit
+    for bit. The sums roll: the window's exact sum is kept as non-overlapping partials
+    (Shewchuk's algorithm, which ``math.fsum`` uses), the bar entering added and the bar
+    leaving subtracted exactly, then rounded as ``math.fsum`` rounds, in one compiled pass
+    (the sweep's fast path computes many averages; numba is in its extra).
     """
-    values = [float(v) for v in close]
-    out = np.full(len(values), np.nan)
-    for i in range(period - 1, len(values)):
-        out[i] = math.fsum(values[i - period + 1:i + 1]) / period
-    return out
+    values = np.ascontiguousarray(close, dtype="float64")
+    if len(values) and not np.isfinite(values).all():  # partials need finite values
+        out = np.full(len(values), np.nan)
+        items = values.tolist()
+        for i in range(period - 1, len(items)):
+            out[i] = math.fsum(items[i - period + 1:i + 1]) / period
+        return out
+    if "rolling" not in _COMPILED:
+        from numba import njit  # defers numba (sweep extra)
+
+        _COMPILED["add"] = add = njit(_add_exact)
+        _COMPILED["rounded"] = rounded = njit(_rounded)
+        _COMPILED["rolling"] = njit(_rolling_mean_of(add, rounded))
+    return _COMPILED["rolling"](values, int(period))
+
+
+_COMPILED: dict = {}  # sma_array's compiled functions
+
+
+def _add_exact(partials: np.ndarray, count: int, x: float) -> int:
+    """Add ``x`` to the exact sum held in ``partials[:count]``; returns the new count
+    (``math.fsum``'s inner loop: the partials stay non-overlapping, smallest first)."""
+    i = 0
+    for j in range(count):
+        y = partials[j]
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            partials[i] = lo
+            i += 1
+        x = hi
+    if x != 0.0:
+        partials[i] = x
+        i += 1
+    return i
+
+
+def _rounded(partials: np.ndarray, count: int) -> float:
+    """The exact sum in ``partials[:count]`` rounded to a float as ``math.fsum`` rounds."""
+    if count == 0:
+        return 0.0
+    n = count - 1
+    hi = partials[n]
+    lo = 0.0
+    while n > 0:
+        x = hi
+        n -= 1
+        y = partials[n]
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            break
+    if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0) or (lo > 0.0 and partials[n - 1] > 0.0)):
+        y = lo * 2.0
+        x = hi + y
+        if y == x - hi:
+            hi = x
+    return hi
+
+
+def _rolling_mean_of(add, rounded):
+    """The rolling exact mean over the compiled ``add`` and ``rounded``."""
+
+    def rolling(values, period):
+        out = np.full(len(values), np.nan)
+        partials = np.zeros(64)  # non-overlapping partials of finite floats: at most ~40
+        count = 0
+        for i in range(len(values)):
+            count = add(partials, count, values[i])
+            if i >= period:
+                count = add(partials, count, -values[i - period])
+            if i >= period - 1:
+                out[i] = rounded(partials, count) / period
+        return out
+
+    return rolling
 
 
 def forecast_returns(table: pd.DataFrame | None, index: pd.DatetimeIndex) -> np.ndarray:

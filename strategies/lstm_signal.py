@@ -8,8 +8,33 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InvalidKey
-from strategies.base import TargetStrategy
+from strategies.base import TargetStrategy, decision_array, side_or_keep
 from strategies.indicators import LSTMForecast, forecast_returns
+
+
+def side(predicted: float, entry: float, exit_: float, short: bool, held: float) -> float:
+    """The decision rule: the side wanted at a close given the predicted next-bar return.
+
+    Long above ``entry``; with ``short``, short below ``-entry``; a long is closed below
+    ``exit_`` and a short above ``-exit_``; otherwise (or without a forecast) NaN keeps
+    what is held (hysteresis).
+
+    Args:
+        predicted: The forecast's predicted return (NaN when there is none).
+        entry: Entry threshold.
+        exit_: Exit threshold (<= entry).
+        short: Also trade the short side.
+        held: The side held: 1 long, -1 short, 0 flat.
+    """
+    if predicted > entry:
+        return 1.0
+    if short and predicted < -entry:
+        return -1.0
+    if held > 0 and predicted < exit_:
+        return 0.0
+    if held < 0 and predicted > -exit_:
+        return 0.0
+    return math.nan
 
 
 class LSTMSignal(TargetStrategy):
@@ -18,7 +43,7 @@ class LSTMSignal(TargetStrategy):
     With ``short`` on, it goes short when the prediction falls below ``-entry`` and covers
     above ``-exit``. Between the thresholds it keeps what it holds (hysteresis). In
     portfolio mode each symbol follows its own forecast, and the equity is split equally
-    among the symbols held (see ``strategies.base``).
+    among the symbols held (see ``strategies.base``). The rule is ``side``.
 
     Params:
         entry: Predicted return that opens a long, e.g. 0.01 = +1%. Defaults to 0.0.
@@ -41,41 +66,30 @@ class LSTMSignal(TargetStrategy):
                          for d in self.datas}
 
     def signal(self, data) -> float | None:
-        predicted = self.forecast[data._name].pred_return[0]
-        if math.isnan(predicted):
-            return None
-        if predicted > self.p.entry:
-            return 1.0
-        if self.p.short and predicted < -self.p.entry:
-            return -1.0
-        held = self.getposition(data).size
-        if held > 0 and predicted < self.p.exit:
-            return 0.0
-        if held < 0 and predicted > -self.p.exit:
-            return 0.0
-        return None
+        return side_or_keep(side(self.forecast[data._name].pred_return[0], self.p.entry,
+                                 self.p.exit, self.p.short, self.getposition(data).size))
 
     @classmethod
     def weights_array(cls, params: dict, frame: pd.DataFrame,
                       forecast: pd.DataFrame | None = None, symbol: str | None = None,
                       cache: dict | None = None) -> np.ndarray:
-        """The decisions of ``signal()`` for one symbol as the sweep kernel's array.
+        """``side`` at every close of one symbol as the sweep kernel's decision array.
+
+        ``forecast`` is the table of forecasts this strategy reads for the symbol;
+        ``cache`` (a dict kept by the caller for one frame and forecast) keeps its
+        predicted returns across calls.
 
         Returns:
             ``(len(frame), 3)`` target weights wanted at each close when flat / long /
             short, NaN = keep (see ``engine.execution.kernel``).
         """
         p = {**dict(cls.params._getitems()), **params}
-        pred = forecast_returns(forecast, frame.index)
-        entry, exit_, size = p["entry"], p["exit"], p["size"]
-        enter_long = pred > entry
-        enter_short = (pred < -entry) if p["short"] else np.zeros(len(pred), bool)
-        enter = np.where(enter_long, size * 1.0, np.where(enter_short, size * -1.0, np.nan))
-        out = np.empty((len(pred), 3))
-        out[:, 0] = enter
-        out[:, 1] = np.where(np.isnan(enter) & (pred < exit_), 0.0, enter)
-        out[:, 2] = np.where(np.isnan(enter) & (pred > -exit_), 0.0, enter)
-        return out
+        cache = {} if cache is None else cache
+        key = ("pred_return", id(forecast))
+        if key not in cache or cache[key][0] is not forecast:
+            cache[key] = (forecast, forecast_returns(forecast, frame.index))  # keeps the id
+        return decision_array(side, p["size"], len(frame), (cache[key][1],),
+                              (float(p["entry"]), float(p["exit"]), bool(p["short"])))
 
     @classmethod
     def check_params(cls, params: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import InvalidKey
+from engine.errors import ConfigError, InvalidKey
 from strategies.replay import Replay
 
 ACTION_SPACES = ("long_flat", "short_flat_long", "continuous")
@@ -14,11 +14,12 @@ REWARDS = ("log_return", "differential_sharpe")
 class RLPPO(Replay):
     """Trade what a PPO agent decides, trained fold by fold on the bars each fold may know.
 
-    Before the backtest's event loop runs, the agent is trained walk-forward on the same
-    folds as the LSTM (``engine.rl.agent``), one saved agent per fold beside the fold's
-    ``.keras`` model, and acts through the test period in one episode of the RL
-    environment. The backtest replays those decisions, so its equity is the episode's.
-    Needs the ``rl`` extra. Runs in backtests only (not in paper trading).
+    Before the backtest's event loop runs, the engine trains the agent walk-forward on the
+    same folds as the LSTM (``engine.rl.agent.ppo_targets``), one saved agent per fold
+    beside the fold's ``.keras`` model, and lets it act through the test period in one
+    episode of the RL environment. This strategy only replays the targets the episode
+    decided (``decisions``), so its equity is the episode's. Needs the ``rl`` extra. Runs
+    in backtests only (not in paper trading).
 
     Params:
         total_timesteps: Steps the first fold's agent learns. Defaults to 20000.
@@ -46,8 +47,6 @@ class RLPPO(Replay):
               ("forecaster", ""))
 
     def _load(self):
-        from engine.errors import ConfigError
-
         raise ConfigError("rl_ppo runs in backtests only (python -m engine.backtest), where "
                           "its agents are trained walk-forward; paper-trade another strategy")
 
@@ -72,29 +71,3 @@ class RLPPO(Replay):
         if not params.get("use_forecast", config.rl.use_forecast):
             return None
         return params.get("forecaster") or config.rl.forecaster or ""
-
-    @classmethod
-    def prepare(cls, params: dict, context: Any) -> dict:
-        from engine.rl import rl_settings
-        from engine.rl.agent import Account, PPOSettings, file_stem, train_and_act
-        from engine.rl.env import env_data
-        from engine.simulation import make_account
-        from strategies.registry import user_params
-
-        full = {**user_params(cls), **params}
-        cfg, wf = context.config, context.walkforward
-        rl = rl_settings(cfg, {k: full[k] for k in ("action_space", "use_forecast", "reward")})
-        frames = context.market.frames
-        observed = cls.reads_forecaster(full, cfg)
-        forecaster = cfg.forecaster(observed or cfg.rl.forecaster)
-        data = env_data(forecaster, frames, context.symbols,
-                        wf.tables(observed) if observed is not None else None,
-                        wf.first_forecast_bar)
-        plans = wf.plans
-        account = make_account(cfg.broker)
-        ppo = PPOSettings(**{k: full[k] for k in PPOSettings.__dataclass_fields__})
-        decisions = train_and_act(data, rl, Account(account.cash, account.costs,
-                                                    account.leverage),
-                                  plans, ppo, context.model_dir,
-                                  file_stem(context.label, context.symbols), context.progress)
-        return {**params, "decisions": decisions}

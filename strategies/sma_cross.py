@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import math
+
 import backtrader as bt
 import numpy as np
 import pandas as pd
 
 from engine.errors import InvalidKey
-from strategies.base import TargetStrategy
+from strategies.base import TargetStrategy, decision_array, side_or_keep
 from strategies.indicators import sma_array
+
+
+def side(fast: float, slow: float, short: bool, held: float) -> float:
+    """The decision rule: long while the fast average is above the slow one, else flat
+    (short with ``short``); NaN (keep) until both averages have their bars. ``held`` (the
+    side held) does not matter to this rule."""
+    if math.isnan(fast) or math.isnan(slow):
+        return math.nan
+    if fast > slow:
+        return 1.0
+    return -1.0 if short else 0.0
 
 
 class SMACross(TargetStrategy):
     """Long while the fast SMA of closes is above the slow one, flat (or short) otherwise.
 
     In portfolio mode each symbol has its own averages, and the equity is split equally
-    among the symbols held (see ``strategies.base``).
+    among the symbols held (see ``strategies.base``). The rule is ``side``.
 
     Params:
         fast: Bars in the fast average. Defaults to 10.
@@ -32,17 +45,17 @@ class SMACross(TargetStrategy):
         self.slow = {d._name: bt.indicators.SMA(d.close, period=self.p.slow) for d in self.datas}
 
     def signal(self, data) -> float | None:
-        if self.fast[data._name][0] > self.slow[data._name][0]:
-            return 1.0
-        return -1.0 if self.p.short else 0.0
+        return side_or_keep(side(self.fast[data._name][0], self.slow[data._name][0],
+                                 self.p.short, self.getposition(data).size))
 
     @classmethod
     def weights_array(cls, params: dict, frame: pd.DataFrame,
                       forecast: pd.DataFrame | None = None, symbol: str | None = None,
                       cache: dict | None = None) -> np.ndarray:
-        """The decisions of ``signal()`` for one symbol as the sweep kernel's array.
+        """``side`` at every close of one symbol as the sweep kernel's decision array.
 
-        ``cache`` (a dict kept by the caller for one frame) saves each average across calls.
+        ``cache`` (a dict kept by the caller for one frame) keeps each average across
+        calls: an average of one length serves every parameter set that uses it.
 
         Returns:
             ``(len(frame), 3)`` target weights wanted at each close when flat / long /
@@ -57,12 +70,7 @@ class SMACross(TargetStrategy):
             if key not in cache:
                 cache[key] = sma_array(frame["close"].to_numpy(), int(period))
             averages.append(cache[key])
-        fast, slow = averages
-        size = p["size"]
-        below = size * -1.0 if p["short"] else size * 0.0
-        weight = np.where(fast > slow, size * 1.0, below)
-        weight[np.isnan(slow) | np.isnan(fast)] = np.nan
-        return np.repeat(weight[:, None], 3, axis=1)
+        return decision_array(side, p["size"], len(frame), tuple(averages), (bool(p["short"]),))
 
     @classmethod
     def check_params(cls, params: dict) -> None:

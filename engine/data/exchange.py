@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import time
@@ -111,8 +112,6 @@ class Downloader:
             self._call(f"{ex.id}: loading markets", self._load_markets)
             self._markets_loaded = True
         if symbol not in ex.markets:
-            import difflib
-
             hint = difflib.get_close_matches(symbol, list(ex.markets), n=3)
             raise ExchangeError(f"{ex.id} has no market {symbol}"
                                 + (f" (did you mean {', '.join(hint)}?)" if hint else "")

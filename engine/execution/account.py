@@ -1,9 +1,11 @@
 """The account: one cash balance shared by every symbol, positions, fees and round trips.
 
-A driver (the backtest's backtrader broker, the paper trader, the RL environment, the
-sweep kernel) hands the account a bar's reference prices and target weights; the account
-sizes the orders (``engine.execution.sizing``), fills them with the cost model, and returns
-what happened. Nothing else in the engine moves money.
+A driver (the backtest's backtrader broker, the paper trader, the RL environment) hands
+the account a bar's reference prices and target weights; the account sizes the orders
+(``engine.execution.sizing``), fills them with the cost model, and returns what happened
+as ``Fill`` and ``RoundTrip`` records. Its arithmetic is the rules of
+``engine.execution.rules``, which the sweep kernel compiles for its own bar loop. Nothing
+else in the engine moves money.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.errors import ExecutionError
+from engine.execution import rules
 from engine.execution.costs import CostModel
-from engine.execution.sizing import ROUNDING_MARGIN, liquidation_equity, order_sizes
+from engine.execution.records import Fill, RoundTrip
+from engine.execution.rules import DUST
+from engine.execution.sizing import liquidation_equity, order_sizes
 
-#: Positions smaller than this (in units) are treated as closed: rounding dust.
-DUST = 1e-12
+if TYPE_CHECKING:  # for annotations only: the execution core does not depend on them
+    import pandas as pd
+
+    from engine.config import BrokerConfig
 
 
 class Bar(NamedTuple):
@@ -104,7 +111,7 @@ class Account:
 
     def rebalance(self, targets: Mapping[str, float], bars: Mapping[str, Bar], when: Any,
                   decided_at: Any = None, bar: int | None = None,
-                  resize: bool = False) -> tuple[list[dict], list[dict]]:
+                  resize: bool = False) -> tuple[list[Fill], list[RoundTrip]]:
         """Move the account to ``targets`` at ``bars``; returns (fills, closed trades).
 
         Sales go first so that their cash pays for the purchases; purchases that would take
@@ -125,8 +132,8 @@ class Account:
         self._check(targets, bars)
         prices = {s: b.open for s, b in bars.items()}
         orders = order_sizes(targets, self.sizes(), self.cash, prices, self.costs, resize)
-        fills: list[dict] = []
-        trades: list[dict] = []
+        fills: list[Fill] = []
+        trades: list[RoundTrip] = []
         sells = {s: d for s, d in orders.items() if d < 0}
         for symbol, delta in sells.items():
             self._fill(symbol, delta, bars[symbol], when, decided_at, bar, fills, trades)
@@ -136,14 +143,11 @@ class Account:
         return fills, trades
 
     def open_trades(self, closes: Mapping[str, float], when: Any,
-                    bar: int | None = None) -> list[dict]:
+                    bar: int | None = None) -> list[RoundTrip]:
         """Open positions as round trips marked at ``closes`` (``open_at_end`` True)."""
-        rows = []
-        for symbol, position in self.positions.items():
-            if position.size:
-                rows.append(self._trade(symbol, position, position.size, closes[symbol],
-                                        0.0, when, bar, open_at_end=True))
-        return rows
+        return [_round_trip(symbol, p.size, p.entry_price, closes[symbol], p.entry_fees, 0.0,
+                            p.opened_at, when, _held(bar, p.opened_bar), True)
+                for symbol, p in self.positions.items() if p.size]
 
     # --- state ---------------------------------------------------------------------------
 
@@ -193,72 +197,88 @@ class Account:
             price = self.costs.fill_price(delta, prices[symbol], bars[symbol].high,
                                           bars[symbol].low)
             cost += delta * price + self.costs.fee(delta, price)
-        budget = self.cash
-        if self.leverage > 1:
-            equity = liquidation_equity(self.cash, self.sizes(), prices, self.costs)
-            budget += (self.leverage - 1) * max(equity, 0.0)
-        if cost <= budget:
+        equity = (liquidation_equity(self.cash, self.sizes(), prices, self.costs)
+                  if self.leverage > 1 else self.cash)  # read only with leverage above 1
+        scale = rules.affordable_scale(cost, rules.buy_budget(self.cash, equity, self.leverage))
+        if scale == 1.0:
             return buys
-        scale = max(budget, 0.0) / cost * (1 - ROUNDING_MARGIN)
         return {s: d * scale for s, d in buys.items() if d * scale > DUST}
 
     def _fill(self, symbol: str, delta: float, bar: Bar, when: Any, decided_at: Any,
-              number: int | None, fills: list[dict], trades: list[dict]) -> None:
+              number: int | None, fills: list[Fill], trades: list[RoundTrip]) -> None:
         price = self.costs.fill_price(delta, bar.open, bar.high, bar.low)
         fee = self.costs.fee(delta, price)
         self.cash += -delta * price - fee
         self.fees += fee
         self.fees_by_symbol[symbol] = self.fees_by_symbol.get(symbol, 0.0) + fee
         self.flows[symbol] = self.flows.get(symbol, 0.0) - delta * price - fee
-        fills.append({"time": when, "symbol": symbol, "side": "buy" if delta > 0 else "sell",
-                      "size": abs(delta), "price": price, "commission": fee,
-                      "value": abs(delta) * price, "decided_at": decided_at})
+        fills.append(Fill(when, symbol, "buy" if delta > 0 else "sell", abs(delta), price, fee,
+                          abs(delta) * price, decided_at))
         trades.extend(self._move(symbol, delta, price, fee, when, number))
 
     def _move(self, symbol: str, delta: float, price: float, fee: float, when: Any,
-              number: int | None) -> list[dict]:
-        """Apply ``delta`` units to the position; returns the round trips it closed."""
+              number: int | None) -> list[RoundTrip]:
+        """Apply ``delta`` units to the position; returns the round trip it closed, if any."""
         position = self.positions.setdefault(symbol, Position())
-        old, new = position.size, position.size + delta
-        closed: list[dict] = []
-        if abs(new) < DUST:
-            new = 0.0
-        reduced = old and (new == 0 or (new > 0) != (old > 0) or abs(new) < abs(old))
-        if reduced:
-            part = old if (new == 0 or (new > 0) != (old > 0)) else old - new
-            share = abs(part) / abs(delta)  # the part of this fill's fee that closes
-            closed.append(self._trade(symbol, position, part, price, fee * share, when,
-                                      number, open_at_end=False))
-            remaining = (abs(old) - abs(part)) / abs(old)
-            position.entry_fees *= remaining
-            fee -= fee * share
-            if remaining == 0:
-                position.entry_price, position.opened_at, position.opened_bar = 0.0, None, None
-            old -= part
-        if new and abs(new) > abs(old):  # opened or added to, on new's side
-            added = abs(new) - abs(old)
-            position.entry_price = (abs(old) * position.entry_price + added * price) / abs(new)
-            position.entry_fees += fee
-            if position.opened_at is None:
-                position.opened_at, position.opened_bar = when, number
+        held, entry_price, opened_at, opened_bar = (position.size, position.entry_price,
+                                                    position.opened_at, position.opened_bar)
+        (new, closed, closed_fees, exit_fee, position.entry_price,
+         position.entry_fees) = rules.move(held, delta, price, fee, entry_price,
+                                           position.entry_fees)
+        trips = []
+        if closed:
+            trips.append(_round_trip(symbol, closed, entry_price, price, closed_fees, exit_fee,
+                                     opened_at, when, _held(number, opened_bar), False))
+            if closed == held:  # all of it: a position that follows is a new round trip
+                position.opened_at, position.opened_bar = None, None
+        if new and position.opened_at is None:
+            position.opened_at, position.opened_bar = when, number
         position.size = new
         if not new:
             del self.positions[symbol]
-        return closed
+        return trips
 
-    @staticmethod
-    def _trade(symbol: str, position: Position, closed: float, price: float, exit_fee: float,
-               when: Any, number: int | None, open_at_end: bool) -> dict[str, Any]:
-        """The round trip record for ``closed`` units of ``position`` leaving at ``price``."""
-        share = abs(closed) / abs(position.size) if position.size else 1.0
-        entry_fees = position.entry_fees * share
-        pnl = closed * (price - position.entry_price) - entry_fees - exit_fee
-        cost = abs(closed) * position.entry_price
-        held = (number - position.opened_bar
-                if number is not None and position.opened_bar is not None else None)
-        return {"symbol": symbol, "side": "long" if closed > 0 else "short",
-                "size": abs(closed), "entry_time": position.opened_at,
-                "exit_time": None if open_at_end else when,
-                "entry_price": position.entry_price, "exit_price": price, "pnl": pnl,
-                "fees": entry_fees + exit_fee, "return": pnl / cost if cost else None,
-                "bars_held": held, "open_at_end": open_at_end}
+
+def _held(number: int | None, opened_bar: int | None) -> int | None:
+    """Bars from ``opened_bar`` to ``number`` (None when either is unknown)."""
+    return number - opened_bar if number is not None and opened_bar is not None else None
+
+
+def _round_trip(symbol: str, closed: float, entry_price: float, price: float,
+                entry_fees: float, exit_fee: float, opened_at: Any, when: Any,
+                bars_held: int | None, open_at_end: bool) -> RoundTrip:
+    """The round trip of ``closed`` units entered at ``entry_price`` and left at ``price``."""
+    pnl = rules.round_trip_pnl(closed, price, entry_price, entry_fees, exit_fee)
+    cost = abs(closed) * entry_price
+    return RoundTrip(symbol, "long" if closed > 0 else "short", abs(closed), opened_at,
+                     None if open_at_end else when, entry_price, price, pnl,
+                     entry_fees + exit_fee, pnl / cost if cost else None, bars_held,
+                     open_at_end)
+
+
+# --- accounts of a config's broker -------------------------------------------------------
+
+def cost_model(broker: BrokerConfig) -> CostModel:
+    """The configured commission and slippage."""
+    return CostModel(broker.commission, broker.slippage)
+
+
+def make_account(broker: BrokerConfig) -> Account:
+    """A fresh account with the configured cash, costs and leverage."""
+    return Account(broker.cash, cost_model(broker), broker.leverage)
+
+
+def restore_account(state: Mapping[str, Any], broker: BrokerConfig) -> Account:
+    """The account ``Account.to_dict`` saved, with the configured costs and leverage."""
+    return Account.from_dict(state, cost_model(broker), broker.leverage)
+
+
+def contributions(account: Account, position: pd.DataFrame,
+                  closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Per symbol of ``account``: P&L brought (cash flows plus the open position at
+    ``closes``), fees and exposure (share of the recorded closes, the rows of
+    ``position``, that held it)."""
+    return {s: {"pnl": account.contribution(s, closes[s]),
+                "fees": account.fees_by_symbol.get(s, 0.0),
+                "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
+            for s in position.columns}

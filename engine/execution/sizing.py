@@ -15,13 +15,10 @@ One rule for every driver (backtest, paper trading, the RL environment, sweeps):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+from engine.execution import rules
 from engine.execution.costs import CostModel
-
-#: Fraction of the sized order kept back against floating-point rounding.
-ROUNDING_MARGIN = 1e-9
 
 
 def liquidation_equity(cash: float, positions: Mapping[str, float], prices: Mapping[str, float],
@@ -53,17 +50,8 @@ def order_sizes(targets: Mapping[str, float], positions: Mapping[str, float], ca
     equity = liquidation_equity(cash, positions, prices, costs)
     orders: dict[str, float] = {}
     for symbol, weight in targets.items():
-        size = positions.get(symbol, 0.0)
-        if size and weight and (size > 0) == (weight > 0) and not resize:
-            continue  # already on that side
-        if weight == 0:
-            if size:
-                orders[symbol] = -size
-            continue
-        units = abs(weight) * equity / costs.unit_cost(prices[symbol]) * (1 - ROUNDING_MARGIN)
-        if not math.isfinite(units) or units <= 0:
-            continue
-        delta = math.copysign(units, weight) - size
+        delta = rules.order_units(weight, positions.get(symbol, 0.0), equity,
+                                  costs.unit_cost(prices[symbol]), resize)
         if delta:
             orders[symbol] = delta
     return orders

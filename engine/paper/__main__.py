@@ -30,11 +30,12 @@ import pandas as pd
 from engine.cli import run_cli
 from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
-from engine.execution import Account, Bar
+from engine.execution import Account, Bar, make_account, restore_account
+from engine.paper.orders import SandboxOrders
 from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
+from engine.paper.trader import PaperTrader
 from engine.report import render_table
 from engine.report.charts import equity_chart
-from engine.simulation import make_account, restore_account
 
 
 def default_state(output_dir: Path) -> Path:
@@ -44,9 +45,6 @@ def default_state(output_dir: Path) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.paper.orders import SandboxOrders
-    from engine.paper.trader import PaperTrader
-
     cfg = load_config(args.config)
     path = Path(args.state) if args.state else default_state(Path(cfg.output_dir))
     state = PaperState.open(path)

@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import StateError
+from engine.execution import Fill, RoundTrip
 
 log = logging.getLogger(__name__)
 BACKUP_EVERY_S = 3600.0  # a long-running trader refreshes its backup at most this often
@@ -65,6 +66,36 @@ CREATE TABLE IF NOT EXISTS forecasts (
 """
 
 
+@dataclass(frozen=True)
+class AccountFill:
+    """A fill of one paper account, and the client order id of its sandbox order (if any)."""
+
+    account: str
+    fill: Fill
+    client_order_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The row of the ``fills`` table (the fee is its ``commission`` column)."""
+        f = self.fill
+        return {"account": self.account, "time": f.time, "symbol": f.symbol, "side": f.side,
+                "size": f.size, "price": f.price, "commission": f.fee, "value": f.value,
+                "decided_at": f.decided_at, "client_order_id": self.client_order_id}
+
+
+@dataclass(frozen=True)
+class AccountTrade:
+    """A round trip one paper account closed."""
+
+    account: str
+    trade: RoundTrip
+
+    def row(self) -> dict[str, Any]:
+        """The row of the ``trades`` table."""
+        row = self.trade.row()
+        del row["open_at_end"]  # the table holds closed round trips only
+        return {**row, "account": self.account}
+
+
 @dataclass
 class CandleUpdate:
     """Everything one processed candle changes; ``PaperState.apply`` commits it at once."""
@@ -72,8 +103,8 @@ class CandleUpdate:
     time: str
     accounts: dict[str, dict[str, Any]]  # name -> Account.to_dict()
     open_orders: list[dict[str, Any]]  # rows: account, symbol, target, resize, decided_at
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    trades: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[AccountFill] = field(default_factory=list)
+    trades: list[AccountTrade] = field(default_factory=list)
     candles: list[dict[str, Any]] = field(default_factory=list)
     forecasts: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -275,8 +306,8 @@ class PaperState:
             self._put_accounts(update.accounts)
             self.conn.execute("DELETE FROM open_orders")
             self._insert("open_orders", update.open_orders)
-            self._insert("fills", update.fills)
-            self._insert("trades", update.trades)
+            self._insert("fills", [f.row() for f in update.fills])
+            self._insert("trades", [t.row() for t in update.trades])
             self._insert("candles", update.candles)
             self._insert("forecasts", update.forecasts)
             self._put_meta({**update.meta, "last_processed": update.time})

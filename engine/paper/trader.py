@@ -35,13 +35,13 @@ import pandas as pd
 from engine.config import Config, ModelConfig, StrategySpec
 from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
-from engine.errors import ConfigError, ExchangeError, StateError
-from engine.execution import Account, Bar
+from engine.errors import ConfigError, ExchangeError, StateError, TemporaryExchangeError
+from engine.execution import PORTFOLIO, Account, Bar, make_account, restore_account
 from engine.folds import fold_plan
 from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
-from engine.paper.state import CandleUpdate, PaperState
-from engine.simulation import PORTFOLIO, make_account, restore_account, simulate
+from engine.paper.state import AccountFill, AccountTrade, CandleUpdate, PaperState
+from engine.simulation import simulate
 from engine.walkforward import forecast_at, load_fold, next_fold, run_walkforward
 from strategies.registry import (
     get_strategy,
@@ -160,8 +160,6 @@ class PaperTrader:
         A temporary exchange failure (after its retries) is logged and tried again at the
         next poll; every other error stops the loop.
         """
-        from engine.errors import TemporaryExchangeError
-
         polls = 0
         while max_polls is None or polls < max_polls:
             try:
@@ -268,13 +266,11 @@ class PaperTrader:
         fills, trades = account.rebalance(targets, bars, update.time, decided_at, bar=t,
                                           resize=resize)
         for fill in fills:
-            fill["account"] = name
-            if self.orders is not None:  # sent after the commit (SandboxOrders.send_pending)
-                fill["client_order_id"] = client_order_id(meta["instance"], update.time,
-                                                          fill["symbol"])
-        update.fills += fills
-        update.trades += [{**{k: v for k, v in trade.items() if k != "open_at_end"},
-                           "account": name} for trade in trades]
+            # mirrored on the sandbox after the commit (SandboxOrders.send_pending)
+            order_id = (client_order_id(meta["instance"], update.time, fill.symbol)
+                        if self.orders is not None else None)
+            update.fills.append(AccountFill(name, fill, order_id))
+        update.trades += [AccountTrade(name, trade) for trade in trades]
 
     def _ticker(self, symbol: str) -> float:
         exchange = self.loader.downloader.exchange

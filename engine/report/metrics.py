@@ -14,10 +14,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.execution import RoundTrip, StrategyRun
 from engine.report.statistics import diebold_mariano, directional_test, hit_rate_by_strength
-from engine.simulation import StrategyRun
 
 BENCHMARK = "buy_and_hold"
+#: Per-bar returns are fractions of equity, rounded to about 1e-16 each: a standard
+#: deviation below this is rounding, not variation (the returns do not vary).
+FLAT = 1e-12
+
+
+def spread(returns: Sequence[float] | np.ndarray | pd.Series) -> float:
+    """Sample standard deviation (ddof 1) of per-bar returns; 0 when they do not vary
+    (fewer than two, or a deviation below ``FLAT`` that only rounding left)."""
+    values = np.asarray(returns, dtype="float64")
+    if len(values) < 2:
+        return 0.0
+    std = float(np.std(values, ddof=1))
+    return std if std >= FLAT else 0.0
+
+
+def sharpe(returns: Sequence[float] | np.ndarray | pd.Series, periods: float = 1.0) -> float:
+    """Mean over ``spread`` of per-bar returns, times ``sqrt(periods)`` (1: per bar);
+    0 for returns that do not vary (a constant return is no evidence of skill)."""
+    std = spread(returns)
+    return float(np.mean(returns)) / std * math.sqrt(periods) if std > 0 else 0.0
 
 
 # --- forecasts ------------------------------------------------------------------------
@@ -139,7 +159,8 @@ def fold_metrics(table: pd.DataFrame, closes: pd.Series,
 
 def trading_metrics(run: StrategyRun, bars_per_year: float,
                     benchmark: pd.Series | None = None,
-                    trades: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+                    trades: tuple[Sequence[float], Sequence[int | None]] | None = None,
+                    ) -> dict[str, Any]:
     """Return, risk, trade and benchmark-relative figures of one run (see README).
 
     Args:
@@ -147,30 +168,28 @@ def trading_metrics(run: StrategyRun, bars_per_year: float,
         bars_per_year: Bars in 365 days of the run's timeframe.
         benchmark: Buy-and-hold equity (or price) on the same bars; None leaves alpha,
             beta and information ratio empty.
-        trades: Round trips in ``engine.report.trades`` form. Defaults to ``run``'s.
+        trades: ``(pnl, bars_held)`` of the round trips, when the run has them as arrays
+            rather than records (the sweep kernel's). Defaults to ``run.trades``.
     """
     equity = run.equity
     returns = equity.pct_change().dropna()
     total = equity.iloc[-1] / equity.iloc[0] - 1
     years = (equity.index[-1] - equity.index[0]) / pd.Timedelta(days=365.25)
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0) ** 2))) if len(returns) else 0.0
-    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    std = spread(returns)
     cagr = float((1 + total) ** (1 / years) - 1) if years > 0 and total > -1 else None
     max_dd = float((1 - equity / equity.cummax()).max())
-    if trades is None:
-        from engine.report.trades import trade_records
-
-        trades = trade_records(run)
+    pnl, held = trades if trades is not None else trade_arrays(run.trades)
     return {
         "total_return": float(total),
         "cagr": cagr,
         "volatility": std * math.sqrt(bars_per_year) if std > 0 else None,
-        "sharpe": float(returns.mean() / std * math.sqrt(bars_per_year)) if std > 0 else None,
+        "sharpe": sharpe(returns, bars_per_year),
         "sortino": float(returns.mean() / downside * math.sqrt(bars_per_year))
         if downside > 0 else None,
         "max_drawdown": max_dd,
         "calmar": cagr / max_dd if cagr is not None and max_dd > 0 else None,
-        **trade_metrics(trades),
+        **trade_metrics(pnl, held),
         "exposure": _exposure_share(run.position),
         "fees_paid": float(run.fees),
         "final_equity": float(equity.iloc[-1]),
@@ -178,13 +197,19 @@ def trading_metrics(run: StrategyRun, bars_per_year: float,
     }
 
 
-def trade_metrics(trades: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Round-trip figures; a trade still open at the end counts, marked at the last close."""
-    pnl = np.array([t["pnl"] for t in trades], dtype="float64")
-    held = [t["bars_held"] for t in trades if t.get("bars_held") is not None]
+def trade_arrays(trades: Sequence[RoundTrip]) -> tuple[list[float], list[int | None]]:
+    """``(pnl, bars_held)`` of round-trip records, for ``trade_metrics``."""
+    return [t.pnl for t in trades], [t.bars_held for t in trades]
+
+
+def trade_metrics(pnl: Sequence[float], bars_held: Sequence[int | None]) -> dict[str, Any]:
+    """Round-trip figures from each round trip's P&L after fees and bars held; a trade
+    still open at the end counts, marked at the last close."""
+    pnl = np.asarray(pnl, dtype="float64")
+    held = [b for b in bars_held if b is not None]
     losses = -pnl[pnl < 0].sum()
     return {
-        "n_trades": len(trades),
+        "n_trades": len(pnl),
         "win_rate": float(np.mean(pnl > 0)) if len(pnl) else None,
         "profit_factor": float(pnl[pnl > 0].sum() / losses) if losses > 0 else None,
         "expectancy": float(pnl.mean()) if len(pnl) else None,
@@ -211,10 +236,10 @@ def relative_metrics(returns: pd.Series, benchmark: pd.Series | None,
     r, b = both["r"].to_numpy(), both["b"].to_numpy()
     beta = float(np.cov(r, b, ddof=1)[0, 1] / np.var(b, ddof=1))
     active = r - b
-    spread = float(np.std(active, ddof=1))
+    deviation = spread(active)
     return {"alpha": float((r.mean() - beta * b.mean()) * bars_per_year), "beta": beta,
-            "information_ratio": float(active.mean() / spread * math.sqrt(bars_per_year))
-            if spread > 1e-12 else None}
+            "information_ratio": float(active.mean() / deviation * math.sqrt(bars_per_year))
+            if deviation > 0 else None}
 
 
 def benchmarks(runs: Sequence[StrategyRun],

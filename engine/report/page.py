@@ -18,13 +18,13 @@ import plotly.offline
 import yaml
 
 from engine.config import Config
+from engine.execution import StrategyRun
 from engine.report import interactive
 from engine.report.charts import strategy_colors
 from engine.report.lab_page import lab_sections
 from engine.report.metrics import scored_forecasts
 from engine.report.tables import forecast_table, format_value, strength_table
 from engine.secrets import redact
-from engine.simulation import StrategyRun
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1300px;
@@ -105,13 +105,18 @@ def _market_sections(runs: Sequence[StrategyRun], closes: Mapping[str, pd.Series
             table = forecasts[symbol]
             forecast = pd.Series(table["pred_close"].to_numpy(),
                                  pd.DatetimeIndex(table["target"]))
-        fills = {r.label: r.fills[r.fills["symbol"] == symbol] if "symbol" in r.fills else r.fills
-                 for r in mine if not r.fills.empty}
+        fills = {r.label: _fills_in(r, symbol) for r in mine if r.fills}
         title = symbol if symbol == account else f"{symbol} in the {account}"
         fig = interactive.market_figure(title, {r.label: r.equity for r in mine}, fills, colors,
                                         close, forecast)
         parts.append(_plot(fig, f"market-{n}"))
     return parts
+
+
+def _fills_in(run: StrategyRun, symbol: str) -> pd.DataFrame:
+    """The run's fills of ``symbol`` as a table."""
+    table = run.fill_table()
+    return table[table["symbol"] == symbol]
 
 
 def _symbols(run: StrategyRun) -> list[str]:

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.metric_names import DIRECTIONS, lower_is_better
 from engine.secrets import redact
 
-# Metrics where smaller is better, for sorting comparison tables.
-LOWER_IS_BETTER = {"max_drawdown", "fees_paid", "volatility"}
+# Metrics where smaller is better (from ``engine.metric_names``, the one list).
+LOWER_IS_BETTER = frozenset(m for m, way in DIRECTIONS.items() if way == "min")
 TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "volatility",
                  "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure",
                  "alpha", "beta", "information_ratio", "fees_paid", "final_equity"]
@@ -41,8 +42,9 @@ def comparison_table(results: Iterable[Mapping[str, Any]], sort_by: str) -> pd.D
 
 
 def sort_table(frame: pd.DataFrame, sort_by: str) -> pd.DataFrame:
-    """Rows best first by ``sort_by`` (smallest first for drawdown and fees), NaN last."""
-    return frame.sort_values(sort_by, ascending=sort_by in LOWER_IS_BETTER,
+    """Rows best first by ``sort_by`` (smallest first where smaller is better: drawdown,
+    volatility, fees; ``engine.metric_names``), NaN last."""
+    return frame.sort_values(sort_by, ascending=lower_is_better(sort_by),
                              na_position="last", kind="stable").reset_index(drop=True)
 
 

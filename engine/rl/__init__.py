@@ -19,8 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import Config, RLConfig, load_config
+from engine.config import Config, RLConfig, load_config, validate_config
+from engine.data import load_market_data
 from engine.errors import ConfigError
+from engine.execution import cost_model
+from engine.folds import first_train_end
+from engine.walkforward import run_walkforward
 
 ENV_ID = "engine/Trading-v0"
 
@@ -49,11 +53,7 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         ConfigError: Unknown setting or action space, a range shorter than a window, a
             forecast observation without a ``model:`` section.
     """
-    from engine.data import load_market_data
-    from engine.folds import first_train_end
-    from engine.rl.env import TradingEnv, bar_range, env_data
-    from engine.simulation import cost_model
-    from engine.walkforward import run_walkforward
+    from engine.rl.env import TradingEnv, bar_range, env_data  # defers gymnasium (rl extra)
 
     cfg = config if isinstance(config, Config) else load_config(config)
     rl = rl_settings(cfg, settings)
@@ -94,8 +94,6 @@ def rl_settings(cfg: Config, overrides: Mapping[str, Any]) -> RLConfig:
     Raises:
         ConfigError: An unknown key or a bad value, in one line.
     """
-    from engine.config import validate_config
-
     if not overrides:
         return cfg.rl
     raw = cfg.to_dict()
@@ -129,7 +127,7 @@ def write_targets(infos: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
 
 def _register() -> None:
     try:
-        import gymnasium
+        import gymnasium  # optional: the rl extra
     except ImportError:  # the rl extra is not installed: nothing to register
         return
     if ENV_ID not in gymnasium.registry:

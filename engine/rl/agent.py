@@ -1,6 +1,6 @@
 """A PPO agent trained walk-forward like the LSTM, acting in one continuous test episode.
 
-For each fold of the config's walk-forward plan (``engine.walkforward.plan_folds``):
+For each fold of the config's walk-forward plan (``engine.folds.plan_folds``):
 
 1. train on an environment over the bars the fold may know: from the fold's first bar with
    an observation (a complete window; with the forecast observed, a bar with an out-of-sample
@@ -12,8 +12,9 @@ For each fold of the config's walk-forward plan (``engine.walkforward.plan_folds
    whole test period on one account.
 
 A fold with fewer than ``min_train_bars`` training bars trains nothing and stays flat. The
-targets the episode decided are replayed by the backtest (``strategies/replay.py``), so the
-report's equity is the episode's equity, bar for bar.
+targets the episode decided are replayed by the backtest (the ``rl_ppo`` strategy, a
+``strategies/replay.py`` replay), so the report's equity is the episode's, bar for bar.
+``ppo_targets`` is that whole procedure for one ``rl_ppo`` entry of a config.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from engine.config import RLConfig
+from engine.config import BrokerConfig, Config, RLConfig
 from engine.errors import ConfigError
-from engine.execution import CostModel
+from engine.execution import cost_model
 from engine.folds import FoldPlan
-from engine.rl.env import EnvData, TradingEnv, bar_range
+from engine.rl import rl_settings
+from engine.rl.env import EnvData, TradingEnv, bar_range, env_data
+from engine.walkforward import WalkForwardResult
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,11 @@ class PPOSettings:
     batch_size: int = 64
 
 
-@dataclass(frozen=True)
-class Account:
-    """Starting cash, costs and leverage of the episodes."""
-
-    cash: float
-    costs: CostModel
-    leverage: float
-
-
 def require_sb3() -> None:
     """Raise a one-line error when the ``rl`` extra is missing."""
     try:
-        import gymnasium  # noqa: F401
-        import stable_baselines3  # noqa: F401
+        import gymnasium  # noqa: F401  (checks for the rl extra: gymnasium,
+        import stable_baselines3  # noqa: F401  stable-baselines3 and torch)
     except ImportError as exc:
         raise ConfigError(f"rl_ppo needs the rl extra ({exc.name} is not installed): "
                           'pip install "lstm-trading-engine[rl]"') from None
@@ -78,7 +72,7 @@ def small_net_threads() -> Iterator[str]:
     A policy of a few dozen units is too small to split across threads: on a busy 2-core
     CPU one thread trains PPO several times faster than torch's default pool.
     """
-    import torch
+    import torch  # defers torch (rl extra)
 
     with warnings.catch_warnings():  # a CUDA-enabled build on a machine without a GPU
         warnings.simplefilter("ignore", UserWarning)
@@ -92,7 +86,41 @@ def small_net_threads() -> Iterator[str]:
         torch.set_num_threads(threads)
 
 
-def train_and_act(data: EnvData, rl: RLConfig, account: Account, plans: list[FoldPlan],
+def ppo_targets(cfg: Config, params: Mapping[str, Any], frames: Mapping[str, pd.DataFrame],
+                walkforward: WalkForwardResult, symbols: tuple[str, ...],
+                model_dir: Path | None, label: str, progress: bool = False,
+                observed: str | None = None) -> pd.DataFrame:
+    """The targets an ``rl_ppo`` agent decides over the test period of one account.
+
+    Args:
+        cfg: The run's config (its broker, folds and ``rl`` section).
+        params: The rl_ppo entry's parameters, every default filled in.
+        frames: The run's aligned OHLCV frames.
+        walkforward: The run's walk-forward (its fold plans, first forecast bar, and the
+            observed forecaster's forecasts).
+        symbols: The account's traded symbols.
+        model_dir: Where each fold's agent is saved; None saves nothing.
+        label: The strategy's display label (names the saved agents).
+        progress: Show a progress bar over the timesteps.
+        observed: The forecaster whose forecasts the agent observes (its name; "" for the
+            only one), None when it observes none. The window is that forecaster's, or
+            ``rl.forecaster``'s when none is observed.
+
+    Returns:
+        What ``strategies.rl_ppo.RLPPO`` replays as its ``decisions``.
+    """
+    rl = rl_settings(cfg, {k: params[k] for k in ("action_space", "use_forecast", "reward")})
+    forecaster = cfg.forecaster(observed or cfg.rl.forecaster)
+    data = env_data(forecaster, frames, symbols,
+                    walkforward.tables(observed) if observed is not None else None,
+                    walkforward.first_forecast_bar)
+    plans = walkforward.plans
+    ppo = PPOSettings(**{f.name: params[f.name] for f in fields(PPOSettings)})
+    return train_and_act(data, rl, cfg.broker, plans, ppo, model_dir, file_stem(label, symbols),
+                         progress)
+
+
+def train_and_act(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list[FoldPlan],
                   ppo: PPOSettings, model_dir: Path | None, name: str,
                   progress: bool = False) -> pd.DataFrame:
     """Walk-forward PPO over ``plans``; returns the targets it decided in the test episode.
@@ -102,13 +130,13 @@ def train_and_act(data: EnvData, rl: RLConfig, account: Account, plans: list[Fol
     """
     require_sb3()
     with small_net_threads() as device:
-        return _walk(data, rl, account, plans, ppo, model_dir, name, progress, device)
+        return _walk(data, rl, broker, plans, ppo, model_dir, name, progress, device)
 
 
-def _walk(data: EnvData, rl: RLConfig, account: Account, plans: list[FoldPlan],
+def _walk(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list[FoldPlan],
           ppo: PPOSettings, model_dir: Path | None, name: str, progress: bool,
           device: str) -> pd.DataFrame:
-    test = _env(data, rl, account, plans[0].forecast_start, len(data.index) - 1)
+    test = _env(data, rl, broker, plans[0].forecast_start, len(data.index) - 1)
     obs, _ = test.reset(seed=ppo.seed)
     rows: list[tuple[pd.Timestamp, dict[str, float]]] = []
     agent = None
@@ -117,7 +145,7 @@ def _walk(data: EnvData, rl: RLConfig, account: Account, plans: list[FoldPlan],
     done = False
     for plan in plans:
         # 1-2. Train on the bars this fold may know (or keep the agent when too few).
-        agent, steps = _fit_fold(agent, plan, data, rl, account, ppo, model_dir, name, device)
+        agent, steps = _fit_fold(agent, plan, data, rl, broker, ppo, model_dir, name, device)
         bar.update(steps)
         bar.set_postfix(fold=plan.index)
         # 3. Act at the fold's forecast bars of the one test episode.
@@ -132,9 +160,10 @@ def _walk(data: EnvData, rl: RLConfig, account: Account, plans: list[FoldPlan],
                                                                       name="time"))
 
 
-def _env(data: EnvData, rl: RLConfig, account: Account, start: int, end: int) -> TradingEnv:
+def _env(data: EnvData, rl: RLConfig, broker: BrokerConfig, start: int,
+         end: int) -> TradingEnv:
     lo, hi = bar_range(data, rl, start, end)
-    return TradingEnv(data, rl, account.cash, account.costs, account.leverage, lo, hi)
+    return TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi)
 
 
 def _train_range(data: EnvData, rl: RLConfig, plan: FoldPlan) -> tuple[int, int]:
@@ -146,16 +175,16 @@ def _train_range(data: EnvData, rl: RLConfig, plan: FoldPlan) -> tuple[int, int]
     return first, plan.train_end - 1
 
 
-def _fit_fold(agent: Any, plan: FoldPlan, data: EnvData, rl: RLConfig, account: Account,
+def _fit_fold(agent: Any, plan: FoldPlan, data: EnvData, rl: RLConfig, broker: BrokerConfig,
               ppo: PPOSettings, model_dir: Path | None, name: str,
               device: str) -> tuple[Any, int]:
     """The fold's agent (trained or continued) and the timesteps it learned."""
-    from stable_baselines3 import PPO
+    from stable_baselines3 import PPO  # defers stable-baselines3 and torch (rl extra)
 
     first, last = _train_range(data, rl, plan)
     if last - first + 1 < max(ppo.min_train_bars, data.window_len, 2):
         return agent, 0  # too little known history: no agent yet, or keep the last one
-    env = _env(data, rl, account, first, last)
+    env = _env(data, rl, broker, first, last)
     seed = ppo.seed + plan.index
     if agent is None:
         agent = PPO("MlpPolicy", env, learning_rate=ppo.learning_rate,

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from engine.cli import run_cli
 from engine.sweep.cluster import check_address, check_resources
+from engine.sweep.outputs import describe
+from engine.sweep.spec import load_sweep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,13 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how long to wait for --address to answer (default: 30)")
     parser.add_argument("--no-progress", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    # Before Ray and the engine load (seconds): a bad CPU count or address fails at once.
+    # Before Ray loads (seconds): a bad CPU count or address fails at once.
     check_resources(args.num_cpus, args.connect_timeout)
     if args.address:
         check_address(args.address, args.connect_timeout)
-    from engine.sweep.outputs import describe  # these import Ray
-    from engine.sweep.runner import run_sweep
-    from engine.sweep.spec import load_sweep
+    from engine.sweep.runner import run_sweep  # defers Ray (sweep extra) until the checks pass
 
     spec = load_sweep(args.config, args.output)
     summary = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,

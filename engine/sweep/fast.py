@@ -7,6 +7,11 @@ strategy's decisions on fixed forecasts. Its strategy gives them as an array
 rules for one symbol; ``tests/engine/execution/test_kernel.py`` pins the kernel to the
 backtrader driver, and the sweep tests pin a trial's metrics to the backtrader path's.
 
+What does not change between trials is computed once per process and kept while trials
+read the same data: the bars as NumPy arrays (``kernel.prices``), each indicator array a
+strategy's ``weights_array`` caches (a moving average of one length serves every trial
+that uses that length) and the recorded bars' index.
+
 Not covered, so run on backtrader as before: portfolio mode, objective strategies
 without ``weights_array``, and sweep files with ``fast_path: false``. The holdout run of
 the chosen config always uses backtrader (it also writes the full run's trades and fills).
@@ -16,16 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from engine.config import Config
 from engine.data import MarketData
-from engine.simulation import StrategyRun, cost_model
+from engine.execution import StrategyRun, cost_model
 from engine.sweep.spec import Objective, SweepSpec
-from strategies.registry import get_strategy, resolve_params, spec_label
+from strategies.registry import get_strategy, resolve_params, spec_label, user_params
 
-_CACHE: dict[str, Any] = {"key": None, "arrays": {}}  # per-frame averages across trials
+_CACHE: dict[str, Any] = {"key": None, "arrays": {}}  # per-frame arrays across trials
 
 
 def uses_fast_path(spec: SweepSpec) -> bool:
@@ -39,7 +43,7 @@ def uses_fast_path(spec: SweepSpec) -> bool:
 
 
 def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective,
-                  data_key: str) -> tuple[StrategyRun, list[dict[str, Any]]]:
+                  data_key: str) -> tuple[StrategyRun, Any]:
     """The objective strategy's run on its symbol, traded by the kernel.
 
     Args:
@@ -47,13 +51,14 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
         market: The selection period's data.
         wf: The walk-forward result whose forecasts the strategy reads.
         objective: The metric scored (its strategy and symbol).
-        data_key: Names ``market``'s data, so indicator arrays are reused across trials.
+        data_key: Names ``market``'s data, so arrays are reused across trials.
 
     Returns:
-        ``(run, trades)``: the run (equity, positions, fees; no fills) and its round trips
-        with the fields the trade metrics read (pnl, bars_held).
+        ``(run, kernel_run)``: the run (equity, positions, fees; its fills and round trips
+        stay in ``kernel_run`` as arrays, which is all a trial scores) and the kernel's
+        ``KernelRun`` (``fill_records`` and ``round_trips`` give them as records).
     """
-    from engine.execution.kernel import run as run_kernel
+    from engine.execution import kernel  # defers numba (sweep extra)
 
     spec = next(s for s in cfg.strategies if s.name == objective.strategy)
     traded = cfg.traded_symbols
@@ -62,17 +67,18 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
     cls = get_strategy(spec.name)
     params = resolve_params(spec.name, spec.params)
     arrays = _arrays(f"{data_key}/{symbol}")
-    weights = cls.weights_array(params, frame, wf.forecasts.get(symbol), symbol, arrays)
+    if "prices" not in arrays:
+        arrays["prices"] = kernel.prices(frame)
+    name = cls.reads_forecaster({**user_params(cls), **params}, cfg)
+    forecasts = wf.tables(name).get(symbol) if name is not None else None
+    weights = cls.weights_array(params, frame, forecasts, symbol, arrays)
     broker = cfg.broker
-    result = run_kernel(frame, weights, wf.first_forecast_bar, broker.cash,
+    result = kernel.run(arrays["prices"], weights, wf.first_forecast_bar, broker.cash,
                         cost_model(broker), broker.leverage)
     index = _index(market.index, wf.first_forecast_bar, arrays)
     run = StrategyRun(spec_label(spec), symbol, pd.Series(result.equity, index, name="equity"),
-                      pd.DataFrame({symbol: result.position}, index=index),
-                      pd.DataFrame(), fees=result.fees)
-    trades = [{"pnl": float(p), "bars_held": int(b)}
-              for p, b in zip(result.trade_pnl, result.trade_bars, strict=True)]
-    return run, trades
+                      pd.DataFrame({symbol: result.position}, index=index), fees=result.fees)
+    return run, result
 
 
 def _index(index: pd.DatetimeIndex, start: int, arrays: dict) -> pd.DatetimeIndex:
@@ -92,8 +98,7 @@ def _arrays(key: str) -> dict:
 
 
 def warm_up() -> None:
-    """Compile the kernel (or load it from numba's cache) before timing or trials."""
-    from engine.execution.kernel import run_kernel
+    """Compile the kernel before timing or trials."""
+    from engine.execution import kernel  # defers numba (sweep extra)
 
-    bars = np.ones(3)
-    run_kernel(bars, bars, bars, bars, np.full((3, 3), np.nan), 0, 1.0, 0.0, 0.0, 1.0)
+    kernel.warm_up()

@@ -1,22 +1,40 @@
 """The sweep's files: trials.csv, returns.parquet, best.yaml, holdout.json, summary.json,
-charts and report.html (every field is described in README.md, "Parameter sweeps")."""
+charts and report.html (every field is described in README.md, "Parameter sweeps").
+
+This module only writes: the choice, the holdout run and the selection statistics are
+the runner's (``engine.sweep.runner``): it writes the trials' files first
+(``write_trials``), then, with what the closing steps found (a ``Closing``), the rest
+(``write_closing``).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
-from engine.report import trading_metrics, write_json
-from engine.simulation import StrategyRun
-from engine.sweep import plots, stats
-from engine.sweep import trial as trials
+from engine.report import write_json
+from engine.sweep import plots
+from engine.sweep.html import sweep_html
 from engine.sweep.spec import SweepSpec
-from engine.timeframes import periods_per_year
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What the runner's closing steps found, for the files to say."""
+
+    records: list[dict[str, Any]]  # every finished trial's record, in sweep order
+    table: pd.DataFrame  # trials.csv (``write_trials``)
+    matrix: pd.DataFrame  # per-bar returns on the selection period, one column per trial
+    best: dict[str, Any]  # the chosen trial's record
+    holdout: dict[str, Any]  # its run on the holdout (``returns``: per-bar returns)
+    figures: dict[str, Any]  # PSR, DSR, PBO and the statistics behind them
+    selection: pd.DatetimeIndex  # the selection period's bars
+    seconds: float
 
 
 def trials_frame(spec: SweepSpec, records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -35,92 +53,24 @@ def _cell(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
-def returns_matrix(records: list[dict[str, Any]], root: Path) -> pd.DataFrame:
-    """Per-bar returns on the selection period, one column per scored trial."""
-    columns = {}
-    for r in records:
-        if r["objective"] is not None:
-            series = trials.read_returns(root / r["key"])
-            if series is not None:
-                columns[r["key"]] = series
-    return pd.DataFrame(columns).fillna(0.0)
-
-
-def choose(spec: SweepSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The scored trial with the best objective (the first to finish on ties)."""
-    scored = [r for r in records if r["objective"] is not None]
-    sign = 1.0 if spec.objective.mode == "max" else -1.0
-    return max(scored, key=lambda r: sign * r["objective"])
-
-
-def selection_stats(matrix: pd.DataFrame, best: str, blocks: int) -> dict[str, Any]:
-    """PSR and DSR of the chosen trial and the sweep's PBO (None, with why, if impossible)."""
-    sharpes = np.array([stats.sharpe_ratio(matrix[c].to_numpy()) for c in matrix])
-    result: dict[str, Any] = stats.deflated_sharpe(matrix[best].to_numpy(), sharpes)
-    try:
-        pbo = stats.pbo_cscv(matrix.to_numpy(), blocks=blocks)
-        result.update(pbo=pbo.pbo, pbo_splits=pbo.n_splits, pbo_blocks=blocks,
-                      pbo_logits=pbo.logits.tolist(), pbo_note=None)
-    except ValueError as exc:
-        result.update(pbo=None, pbo_splits=0, pbo_blocks=blocks, pbo_logits=[],
-                      pbo_note=str(exc))
-    return result
-
-
-def holdout_result(spec: SweepSpec, split, best: dict[str, Any]) -> dict[str, Any]:
-    """Run the chosen config once over all the data; score only the holdout bars."""
-    cfg = spec.trial_config(best["params"])
-    _, run, wf = trials.score(cfg, split.full, spec.objective)
-    start = split.holdout_start
-    before = run.equity.index[run.equity.index < start]
-    first = before[-1] if len(before) else start  # returns from the last selection close on
-    equity = run.equity[run.equity.index >= first]
-    fills = run.fills[run.fills["time"] >= start] if not run.fills.empty else run.fills
-    trades = [t for t in run.trades if t["exit_time"] is None or _utc(t["exit_time"]) >= start]
-    part = StrategyRun(run.label, run.symbol, equity, run.position.loc[equity.index], fills,
-                       trades, float(fills["commission"].sum()) if len(fills) else 0.0)
-    metrics = trading_metrics(part, periods_per_year(cfg.data.timeframe))
-    from engine.report import forecast_metrics
-
-    symbol = spec.objective.symbol
-    scored = trials.objective_forecasts(cfg, wf, spec.objective)
-    metrics["mse_ratio"] = None
-    if scored is not None:
-        table, target = scored
-        metrics["mse_ratio"] = forecast_metrics(table[table["target"] >= start],
-                                                split.full.frames[symbol]["close"],
-                                                target)["mse_ratio"]
-    index = split.full.index
-    return {"trial": best["key"], "params": best["params"],
-            "start": start.isoformat(), "end": index[-1].isoformat(), "bars": split.holdout_bars,
-            "objective": metrics.get(spec.objective.metric), "metrics": metrics,
-            "selection_objective": best["objective"],
-            "returns": equity.pct_change().iloc[1:]}
-
-
-def _utc(value: Any) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-
-
-def finish(spec: SweepSpec, out: Path, split, records: list[dict[str, Any]], root: Path,
-           seconds: float, progress: bool) -> dict[str, Any]:
-    """Choose, test on the holdout and write every file of the sweep."""
+def write_trials(spec: SweepSpec, out: Path, records: list[dict[str, Any]],
+                 matrix: pd.DataFrame) -> pd.DataFrame:
+    """Write trials.csv and returns.parquet; returns the trials table."""
     table = trials_frame(spec, records)
     _write_csv(table, out / "trials.csv")
-    matrix = returns_matrix(records, root)
     _write_parquet(matrix, out / "returns.parquet")
-    best = choose(spec, records)
-    if progress:
-        print(f"chosen {best['key']} {best['params']}; running it once on the holdout",
-              flush=True)
-    holdout = holdout_result(spec, split, best)
+    return table
+
+
+def write_closing(spec: SweepSpec, out: Path, closing: Closing) -> dict[str, Any]:
+    """Write holdout.json, best.yaml, the charts, summary.json and report.html into
+    ``out``; returns the summary."""
+    best, holdout, table = closing.best, dict(closing.holdout), closing.table
     holdout_returns = holdout.pop("returns")
     write_json(out / "holdout.json", holdout)
     best_cfg = spec.trial_config(best["params"], output_dir=str(spec.output_dir / "best"))
     _write_text(out / "best.yaml", yaml.safe_dump(best_cfg.to_dict(), sort_keys=False))
-    figures = selection_stats(matrix, best["key"], spec.raw.pbo_blocks)
-    sel = split.selection.index
+    figures, sel, records = closing.figures, closing.selection, closing.records
     summary = {
         "objective": {**spec.objective.model_dump(), "mode": spec.objective.mode},
         "search": spec.raw.search,
@@ -129,17 +79,15 @@ def finish(spec: SweepSpec, out: Path, split, records: list[dict[str, Any]], roo
         "best_trial": best["key"], "best_params": best["params"],
         "best_objective": best["objective"],
         "selection": {"start": sel[0].isoformat(), "end": sel[-1].isoformat(),
-                      "bars": len(sel), "returns_bars": len(matrix)},
+                      "bars": len(sel), "returns_bars": len(closing.matrix)},
         "psr": figures["psr"], "dsr": figures["dsr"], "pbo": figures["pbo"],
         "statistics": {k: v for k, v in figures.items()
                        if k not in ("psr", "dsr", "pbo", "pbo_logits")},
         "holdout": {k: holdout[k] for k in ("start", "end", "bars", "objective", "metrics")},
-        "seconds": round(seconds, 3),
+        "seconds": round(closing.seconds, 3),
     }
-    charts = plots.write_charts(spec, table, matrix, best["key"], holdout_returns, out)
+    charts = plots.write_charts(spec, table, closing.matrix, best["key"], holdout_returns, out)
     write_json(out / "summary.json", summary)
-    from engine.sweep.html import sweep_html
-
     _write_text(out / "report.html", sweep_html(spec, summary, table, charts))
     return summary
 

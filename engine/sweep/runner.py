@@ -2,10 +2,11 @@
 
 1. load the base config's data once and cut off the holdout (the last bars);
 2. run every trial not already finished on Ray Tune, each on the selection period only
-   (the data travel through Ray's object store, so no node reads the holdout);
+   (the data travel through Ray's object store, so no node reads the holdout), or in this
+   process one after another when they run on the fast path's kernel;
 3. choose the best finished trial by the objective;
 4. run the chosen config once over all the data and score it on the holdout bars only;
-5. PSR, DSR and PBO of the choice, then the sweep's files (``engine.sweep.outputs``).
+5. PSR, DSR and PBO of the choice; the sweep's files are written by ``engine.sweep.outputs``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import ray
+from ray import tune
 from ray.tune import Callback
 
 from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError, EngineError
-from engine.report import write_json
+from engine.execution import StrategyRun, fill_table
+from engine.folds import first_train_end
+from engine.report import forecast_metrics, trading_metrics, write_json
+from engine.sweep import outputs, stats
 from engine.sweep import trial as trials
 from engine.sweep.cluster import CONNECT_TIMEOUT_S, check_address, check_resources
-from engine.sweep.fast import uses_fast_path
+from engine.sweep.fast import uses_fast_path, warm_up
 from engine.sweep.spec import SweepSpec, trial_key
+from engine.timeframes import periods_per_year
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "sweep.json"
@@ -71,8 +79,6 @@ def split_market(spec: SweepSpec, market: MarketData) -> Split:
 
 
 def _check_selection_length(spec: SweepSpec, selection: MarketData, start: pd.Timestamp) -> None:
-    from engine.folds import first_train_end
-
     wf = spec.base.walkforward
     window = max(f.window_len for f in spec.base.forecaster_configs)
     n = len(selection.index)
@@ -130,8 +136,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         ConfigError: ``num_cpus`` below 1, a bad ``connect_timeout``, nothing answering at
             ``address``, or the sweep's own settings (see ``prepare_dir``).
     """
-    from engine.sweep import outputs
-
     check_resources(num_cpus, connect_timeout)
     if address:
         check_address(address, connect_timeout)
@@ -154,8 +158,69 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         errors = {r["error"] for r in records if r["error"]}
         raise EngineError(f"{spec.label}: no trial finished with a score"
                           + (f"; first error: {sorted(errors)[0]}" if errors else ""))
-    return outputs.finish(spec, out, split, records, root, time.perf_counter() - started,
-                          progress)
+    matrix = trials.returns_matrix(records, root)
+    table = outputs.write_trials(spec, out, records, matrix)
+    best = choose(spec, records)
+    if progress:
+        print(f"chosen {best['key']} {best['params']}; running it once on the holdout",
+              flush=True)
+    holdout = holdout_result(spec, split, best)
+    figures = selection_stats(matrix, best["key"], spec.raw.pbo_blocks)
+    return outputs.write_closing(spec, out, outputs.Closing(
+        records, table, matrix, best, holdout, figures, split.selection.index,
+        time.perf_counter() - started))
+
+
+# --- choosing and the holdout -----------------------------------------------------------
+
+def choose(spec: SweepSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scored trial with the best objective (the first to finish on ties)."""
+    scored = [r for r in records if r["objective"] is not None]
+    sign = 1.0 if spec.objective.mode == "max" else -1.0
+    return max(scored, key=lambda r: sign * r["objective"])
+
+
+def holdout_result(spec: SweepSpec, split: Split, best: dict[str, Any]) -> dict[str, Any]:
+    """Run the chosen config once over all the data; score only the holdout bars."""
+    cfg = spec.trial_config(best["params"])
+    _, run, wf = trials.score(cfg, split.full, spec.objective)
+    start = split.holdout_start
+    before = run.equity.index[run.equity.index < start]
+    first = before[-1] if len(before) else start  # returns from the last selection close on
+    equity = run.equity[run.equity.index >= first]
+    fills = [f for f in run.fills if f.time >= start]
+    trades = [t for t in run.trades if t.exit_time is None or t.exit_time >= start]
+    part = StrategyRun(run.label, run.symbol, equity, run.position.loc[equity.index], fills,
+                       trades, float(fill_table(fills)["fee"].sum()) if fills else 0.0)
+    metrics = trading_metrics(part, periods_per_year(cfg.data.timeframe))
+    symbol = spec.objective.symbol
+    scored = trials.objective_forecasts(cfg, wf, spec.objective)
+    metrics["mse_ratio"] = None
+    if scored is not None:
+        table, target = scored
+        metrics["mse_ratio"] = forecast_metrics(table[table["target"] >= start],
+                                                split.full.frames[symbol]["close"],
+                                                target)["mse_ratio"]
+    index = split.full.index
+    return {"trial": best["key"], "params": best["params"],
+            "start": start.isoformat(), "end": index[-1].isoformat(), "bars": split.holdout_bars,
+            "objective": metrics.get(spec.objective.metric), "metrics": metrics,
+            "selection_objective": best["objective"],
+            "returns": equity.pct_change().iloc[1:]}
+
+
+def selection_stats(matrix: pd.DataFrame, best: str, blocks: int) -> dict[str, Any]:
+    """PSR and DSR of the chosen trial and the sweep's PBO (None, with why, if impossible)."""
+    sharpes = np.array([stats.sharpe_ratio(matrix[c].to_numpy()) for c in matrix])
+    result: dict[str, Any] = stats.deflated_sharpe(matrix[best].to_numpy(), sharpes)
+    try:
+        pbo = stats.pbo_cscv(matrix.to_numpy(), blocks=blocks)
+        result.update(pbo=pbo.pbo, pbo_splits=pbo.n_splits, pbo_blocks=blocks,
+                      pbo_logits=pbo.logits.tolist(), pbo_note=None)
+    except ValueError as exc:
+        result.update(pbo=None, pbo_splits=0, pbo_blocks=blocks, pbo_logits=[],
+                      pbo_note=str(exc))
+    return result
 
 
 def _collect(spec: SweepSpec, done: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,9 +251,7 @@ def _run_on_ray(spec: SweepSpec, selection: MarketData, root: Path,
         return True
     fast = uses_fast_path(spec)
     if fast and pending is not None:
-        return _run_in_process(spec, selection, root, pending, done, progress)
-    import ray
-
+        return run_in_process(spec, selection, root, pending, done, progress)
     _start_ray(address, num_cpus)
     try:
         tuner = _tuner(spec, selection, root, done, pending, todo, out, progress, fast)
@@ -215,8 +278,6 @@ def _interleave(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str,
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
-    import ray
-
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic output obeys verbose=0
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -231,16 +292,25 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
 
 
-def _run_in_process(spec: SweepSpec, selection: MarketData, root: Path,
-                    pending: list[dict[str, Any]], done: dict[str, dict[str, Any]],
-                    progress: bool) -> bool:
-    """Run a fast-path grid or random sweep in this process, one trial after another.
+def run_in_process(spec: SweepSpec, selection: MarketData, root: Path,
+                   pending: list[dict[str, Any]], done: dict[str, dict[str, Any]],
+                   progress: bool) -> bool:
+    """Run fast-path trials in this process, one after another (a grid or random sweep).
 
     On the kernel a trial takes milliseconds, less than Ray would spend scheduling it; the
     trials still leave their files one by one, so a stopped sweep resumes as usual.
-    """
-    from engine.sweep.fast import warm_up
 
+    Args:
+        spec: The sweep (its trials must use the fast path: ``uses_fast_path``).
+        selection: The selection period's data.
+        root: The sweep's ``trials`` directory.
+        pending: The trials' dotted-key parameters, in the order to run them.
+        done: Finished trials by key (for the best-so-far in progress lines).
+        progress: Print about 100 progress lines.
+
+    Returns:
+        False when interrupted (Ctrl-C) before the last trial.
+    """
     warm_up()
     report = _Progress(spec, len(pending), done) if progress else None
     every = max(1, len(pending) // 100)  # at most about 100 progress lines
@@ -262,8 +332,6 @@ def _run_in_process(spec: SweepSpec, selection: MarketData, root: Path,
 def _tuner(spec: SweepSpec, selection: MarketData, root: Path,
            done: dict[str, dict[str, Any]], pending: list[dict[str, Any]] | None, todo: int,
            out: Path, progress: bool, fast: bool = False):
-    from ray import tune
-
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, spec=spec, market=selection, root=str(root),
                              fast=fast),
@@ -287,8 +355,8 @@ def _tuner(spec: SweepSpec, selection: MarketData, root: Path,
 
 def _optuna_search(spec: SweepSpec, done: dict[str, dict[str, Any]]):
     """Optuna's TPE over the space; finished trials are told to it, not re-run."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
+    import optuna  # defers Optuna (sweep extra) to TPE sweeps
+    from ray.tune.search.optuna import OptunaSearch  # imports Optuna too
 
     space, names = {}, {}
     for i, (key, values) in enumerate(spec.space.items()):
@@ -326,8 +394,6 @@ def tune_params(spec: SweepSpec, config: dict[str, Any]) -> dict[str, Any]:
 def _trainable(config: dict[str, Any], spec: SweepSpec, market: MarketData, root: str,
                fast: bool = False) -> None:
     """One Tune trial: the walk-forward backtest, reported as ``objective``."""
-    from ray import tune
-
     params = tune_params(spec, config)
     cfg = spec.trial_config(params)
     record = trials.run_trial(params, cfg, market, spec.objective, Path(root), fast=fast)

@@ -39,7 +39,6 @@ from pydantic import (
 )
 
 from engine.config import (
-    METRICS,
     Config,
     _describe,
     _Loader,
@@ -48,9 +47,8 @@ from engine.config import (
     validate_config,
 )
 from engine.errors import ConfigError
+from engine.metric_names import OBJECTIVES, better
 
-OBJECTIVES = (*METRICS, "mse_ratio")
-LOWER_IS_BETTER = {"max_drawdown", "fees_paid", "mse_ratio"}
 # Keys a trial may not change: the data and the split are the sweep's, not the trial's.
 FIXED_SECTIONS = ("data", "output_dir", "source", "source_hash", "paper")
 
@@ -107,8 +105,8 @@ class Objective(_Section):
 
     @property
     def mode(self) -> str:
-        """``max`` or ``min``: which way is better."""
-        return "min" if self.metric in LOWER_IS_BETTER else "max"
+        """``max`` or ``min``: which way is better (``engine.metric_names``)."""
+        return better(self.metric)
 
 
 class Split(_Section):

@@ -21,8 +21,8 @@
   Sharpe and find its relative rank out of sample; PBO is the share of splits where it
   falls in the bottom half (logit <= 0).
 
-All Sharpe ratios here are per period (not annualised); a Sharpe ratio of returns with
-zero variance is taken as 0.
+All Sharpe ratios here are per period (not annualised); a Sharpe ratio of returns that
+do not vary is 0 (``engine.report.metrics.sharpe``, the report's own rule).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
+
+from engine.report.metrics import sharpe, spread
 
 EULER_GAMMA = float(np.euler_gamma)  # 0.5772156649...
 
@@ -48,12 +50,9 @@ class Moments:
 
 
 def sharpe_ratio(returns: np.ndarray) -> float:
-    """Per-period Sharpe ratio (mean over sample standard deviation); 0 without variance."""
-    returns = np.asarray(returns, dtype="float64")
-    if len(returns) < 2:
-        return 0.0
-    std = float(np.std(returns, ddof=1))
-    return float(np.mean(returns)) / std if std > 0 else 0.0
+    """Per-period Sharpe ratio (mean over sample standard deviation); 0 when the returns
+    do not vary."""
+    return sharpe(np.asarray(returns, dtype="float64"))
 
 
 def moments(returns: np.ndarray) -> Moments:
@@ -67,7 +66,7 @@ def moments(returns: np.ndarray) -> Moments:
     """
     x = np.asarray(returns, dtype="float64")
     x = x[np.isfinite(x)]
-    if len(x) < 2 or np.std(x) == 0:
+    if spread(x) == 0:
         return Moments(0.0, 0.0, 3.0, len(x))
     return Moments(sharpe_ratio(x), float(stats.skew(x)),
                    float(stats.kurtosis(x, fisher=False)), len(x))

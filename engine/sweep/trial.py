@@ -30,8 +30,11 @@ import pyarrow
 from engine.config import Config
 from engine.data import MarketData
 from engine.errors import EngineError
+from engine.execution import PORTFOLIO, StrategyRun
+from engine.pipeline import run_strategies
+from engine.pipeline import walk_forward as fit_forecasters
 from engine.report import forecast_metrics, trading_metrics, write_json
-from engine.simulation import PORTFOLIO, StrategyRun
+from engine.sweep import fast as fast_path
 from engine.sweep.spec import Objective, trial_key
 from engine.timeframes import periods_per_year
 from strategies.registry import get_strategy, spec_label, user_params
@@ -132,8 +135,6 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
     Returns:
         ``(WalkForwardResult, reused)``.
     """
-    from engine.pipeline import walk_forward as fit_forecasters
-
     if cache is None:
         return fit_forecasters(cfg, market.frames), False
     cache.mkdir(parents=True, exist_ok=True)
@@ -191,22 +192,19 @@ def score(cfg: Config, market: MarketData, objective: Objective,
         cache: A folder of walk-forward results shared by the sweep's trials. Defaults to
             None (always train).
         fast: Trade the objective strategy on the numba kernel (``engine.sweep.fast``)
-            instead of backtrader; the run then has no fills or trade records. Defaults
-            to False.
+            instead of backtrader; the run's round trips are then scored from the
+            kernel's arrays, and it has no fill or round-trip records. Defaults to False.
 
     Returns:
         ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
         ``forecasts_reused`` too.
     """
-    from engine.pipeline import run_strategies
-
     wf, reused = walk_forward(cfg, market, cache)
     if fast:
-        from engine.sweep import fast as fast_path
-
-        run, trades = fast_path.objective_run(cfg, market, wf, objective,
-                                              forecast_key(cfg, market))
-        metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe), trades=trades)
+        run, kernel_run = fast_path.objective_run(cfg, market, wf, objective,
+                                                  forecast_key(cfg, market))
+        metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe),
+                                  trades=(kernel_run.trade_pnl, kernel_run.trade_bars))
     else:
         run = objective_run(cfg, run_strategies(cfg, market, wf), objective)
         metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
@@ -324,6 +322,18 @@ def read_returns(folder: Path) -> pd.Series | None:
     return pd.read_parquet(path).iloc[:, 0] if path.is_file() else None
 
 
+def returns_matrix(records: list[dict[str, Any]], root: Path) -> pd.DataFrame:
+    """Per-bar returns on the selection period, one column per scored trial (0 before a
+    trial's first traded bar)."""
+    columns = {}
+    for r in records:
+        if r["objective"] is not None:
+            series = read_returns(root / r["key"])
+            if series is not None:
+                columns[r["key"]] = series
+    return pd.DataFrame(columns).fillna(0.0)
+
+
 def finished(root: Path) -> dict[str, dict[str, Any]]:
     """Every finished trial under ``root``, by key."""
     if not root.is_dir():
@@ -334,7 +344,7 @@ def finished(root: Path) -> dict[str, dict[str, Any]]:
 
 def _node() -> str:
     try:
-        import ray
+        import ray  # defers Ray (sweep extra): trials also run outside Ray
 
         if ray.is_initialized():
             return ray.get_runtime_context().get_node_id()

@@ -188,7 +188,7 @@ def test_future_bars_change_no_earlier_trade(tmp_path):
         market = load_market_data(cfg.data, progress=False)
         wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
         runs = run_strategies(cfg, market, wf)
-        fills.append({(r.label, r.symbol): r.fills for r in runs})
+        fills.append({(r.label, r.symbol): r.fill_table() for r in runs})
     boundary = frames["BTC/USDT"].index[cut]
     for key, before in fills[0].items():
         after = fills[1][key]

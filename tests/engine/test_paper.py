@@ -97,10 +97,10 @@ def test_paper_trades_equal_the_backtest_over_the_same_bars(tmp_path, candles):
                        trade_start=index[229], forecasts={symbol: wf.forecasts[symbol]})
         mine = paper_fills[paper_fills["symbol"] == symbol]
         assert len(run.fills) == len(mine) > 3
-        assert [t.isoformat() for t in run.fills["time"]] == mine["time"].tolist()
-        assert run.fills["side"].tolist() == mine["side"].tolist()
-        np.testing.assert_allclose(run.fills["price"], mine["price"], rtol=1e-12)
-        np.testing.assert_allclose(run.fills["size"], mine["size"], rtol=1e-9)
+        assert [t.isoformat() for t in run.fill_table()["time"]] == mine["time"].tolist()
+        assert run.fill_table()["side"].tolist() == mine["side"].tolist()
+        np.testing.assert_allclose(run.fill_table()["price"], mine["price"], rtol=1e-12)
+        np.testing.assert_allclose(run.fill_table()["size"], mine["size"], rtol=1e-9)
         equity = paper_candles[paper_candles["symbol"] == symbol]["equity"].to_numpy()
         np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
 
@@ -129,9 +129,9 @@ def test_portfolio_paper_trades_equal_the_backtest(tmp_path, candles, spec):
     run = simulate(candles, cls, params, cfg.broker, trade_start=index[229],
                    forecasts=wf.forecasts)
     assert len(run.fills) == len(paper_fills) > 3
-    assert [t.isoformat() for t in run.fills["time"]] == paper_fills["time"].tolist()
-    assert run.fills["symbol"].tolist() == paper_fills["symbol"].tolist()
-    np.testing.assert_allclose(run.fills["size"], paper_fills["size"], rtol=1e-9)
+    assert [t.isoformat() for t in run.fill_table()["time"]] == paper_fills["time"].tolist()
+    assert run.fill_table()["symbol"].tolist() == paper_fills["symbol"].tolist()
+    np.testing.assert_allclose(run.fill_table()["size"], paper_fills["size"], rtol=1e-9)
     equity = paper_candles.groupby("time", sort=False)["equity"].first().to_numpy()
     np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
 

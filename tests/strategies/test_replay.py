@@ -26,7 +26,7 @@ def test_listed_closes_decide_and_unlisted_bars_keep(tmp_path):
     path = write(tmp_path, f"time,target\n{t[2].isoformat()},1\n{t[9]:%Y-%m-%d},0.5\n"
                            f"{t[12].isoformat()},0.5\n{t[20].isoformat()},0\n")
     run = simulate({"BTC/USDT": frame}, Replay, {"path": str(path)}, BrokerConfig())
-    fills = run.fills
+    fills = run.fill_table()
     assert list(fills["decided_at"]) == [t[2], t[9], t[20]]  # t[12] repeats 0.5: kept
     assert list(fills["time"]) == [t[3], t[10], t[21]]  # each at the next open
     assert list(fills["side"]) == ["buy", "sell", "sell"]

@@ -29,24 +29,24 @@ class Scripted(TargetStrategy):
 def test_orders_fill_at_the_next_open_with_slippage_and_fees():
     frame = make_ohlcv(30)
     run = simulate({"BTC/USDT": frame}, Scripted, {"script": {5: 1.0, 12: 0.0}}, BROKER)
-    buy, sell = run.fills.iloc[0], run.fills.iloc[1]
-    assert buy["time"] == frame.index[6] and sell["time"] == frame.index[13]
-    assert buy["price"] == pytest.approx(min(frame["open"].iloc[6] * 1.002, frame["high"].iloc[6]))
-    assert sell["price"] == pytest.approx(max(frame["open"].iloc[13] * 0.998,
-                                              frame["low"].iloc[13]))
-    assert buy["commission"] == pytest.approx(0.001 * buy["size"] * buy["price"])
-    assert run.fees == pytest.approx(buy["commission"] + sell["commission"])
+    buy, sell = run.fills
+    assert buy.time == frame.index[6] and sell.time == frame.index[13]
+    assert buy.price == pytest.approx(min(frame["open"].iloc[6] * 1.002, frame["high"].iloc[6]))
+    assert sell.price == pytest.approx(max(frame["open"].iloc[13] * 0.998,
+                                           frame["low"].iloc[13]))
+    assert buy.fee == pytest.approx(0.001 * buy.size * buy.price)
+    assert run.fees == pytest.approx(buy.fee + sell.fee)
     # All equity was used: price, slippage and fee add up to the cash at the open.
-    assert buy["value"] + buy["commission"] == pytest.approx(10_000, rel=1e-6)
-    expected = 10_000 + buy["size"] * (sell["price"] - buy["price"]) - run.fees
+    assert buy.value + buy.fee == pytest.approx(10_000, rel=1e-6)
+    expected = 10_000 + buy.size * (sell.price - buy.price) - run.fees
     assert run.equity.iloc[-1] == pytest.approx(expected, rel=1e-9)
-    assert len(run.trades) == 1 and run.trades[0]["pnl"] == pytest.approx(expected - 10_000)
+    assert len(run.trades) == 1 and run.trades[0].pnl == pytest.approx(expected - 10_000)
 
 
 def test_decision_on_the_last_bar_is_never_filled():
     frame = make_ohlcv(10)
     run = simulate({"BTC/USDT": frame}, Scripted, {"script": {9: 1.0}}, BROKER)
-    assert run.fills.empty and run.equity.iloc[-1] == 10_000
+    assert not run.fills and run.equity.iloc[-1] == 10_000
 
 
 def test_trade_start_ignores_earlier_targets_and_starts_the_equity_curve():
@@ -54,7 +54,7 @@ def test_trade_start_ignores_earlier_targets_and_starts_the_equity_curve():
     start = frame.index[10]
     run = simulate({"BTC/USDT": frame}, BuyAndHold, {}, BROKER, trade_start=start)
     assert run.equity.index[0] == start and run.equity.iloc[0] == 10_000
-    assert run.fills["time"].tolist() == [frame.index[11]]
+    assert run.fill_table()["time"].tolist() == [frame.index[11]]
 
 
 def test_buy_and_hold_return_is_last_over_first_price_less_costs():
@@ -78,9 +78,9 @@ def test_lstm_signal_enters_above_entry_and_exits_below_exit():
                    forecasts={"BTC/USDT": forecasts_for(frame, preds)})
     # long at bar 1's signal (fill bar 2), hold through 0.005 (hysteresis), exit at bar 5
     # (fill 6), long again at bar 8 (fill 9); still long at the end.
-    assert run.fills["side"].tolist() == ["buy", "sell", "buy"]
-    assert run.fills["time"].tolist() == [frame.index[2], frame.index[6], frame.index[9]]
-    assert run.trades[-1]["open_at_end"]
+    assert run.fill_table()["side"].tolist() == ["buy", "sell", "buy"]
+    assert run.fill_table()["time"].tolist() == [frame.index[2], frame.index[6], frame.index[9]]
+    assert run.trades[-1].open_at_end
 
 
 def test_lstm_signal_short_side():
@@ -88,9 +88,10 @@ def test_lstm_signal_short_side():
     preds = [-0.02, -0.005, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0]
     run = simulate({"BTC/USDT": frame}, LSTMSignal, {"entry": 0.01, "exit": 0.0, "short": True},
                    BROKER, forecasts={"BTC/USDT": forecasts_for(frame, preds)})
-    assert run.fills["side"].tolist() == ["sell", "buy"]  # short at 0, reverse to long at 2
+    fills = run.fill_table()
+    assert fills["side"].tolist() == ["sell", "buy"]  # short at 0, reverse to long at 2
     assert run.position.iloc[1, 0] < 0 and run.position.iloc[3, 0] > 0
-    assert run.fills["size"].iloc[1] == pytest.approx(2 * run.fills["size"].iloc[0], rel=0.05)
+    assert fills["size"].iloc[1] == pytest.approx(2 * fills["size"].iloc[0], rel=0.05)
 
 
 def test_lstm_forecast_indicator_lines_follow_the_table():
@@ -158,4 +159,4 @@ def test_sma_cross_matches_an_independent_pandas_calculation(fast, slow, seed):
     assert len(run.trades) == len(trades) > 3
     assert run.equity.iloc[-1] == pytest.approx(equity, rel=1e-9)
     assert run.fees == pytest.approx(fees, rel=1e-9)
-    assert [t["pnl"] for t in run.trades] == pytest.approx(trades, rel=1e-6)
+    assert [t.pnl for t in run.trades] == pytest.approx(trades, rel=1e-6)

@@ -20,15 +20,15 @@ def test_a_buy_fills_at_the_slipped_open_capped_to_the_high_and_pays_commission(
     (fill,) = fills
     # units = 10,000 / (100 * 1.002 * 1.001) less the 1e-9 rounding margin
     units = 10_000 / (100 * 1.002 * 1.001) * (1 - 1e-9)
-    assert fill["size"] == pytest.approx(units, rel=1e-12)
-    assert fill["price"] == pytest.approx(100.2)
-    assert fill["commission"] == pytest.approx(units * 100.2 * 0.001)
+    assert fill.size == pytest.approx(units, rel=1e-12)
+    assert fill.price == pytest.approx(100.2)
+    assert fill.fee == pytest.approx(units * 100.2 * 0.001)
     assert account.cash == pytest.approx(10_000 - units * 100.2 * 1.001)
     assert account.cash >= 0 and trades == []
     # The cap: an open of 100 with a high of 100.1 fills at 100.1, not 100.2.
     capped = Account(10_000.0, COSTS)
     fills, _ = capped.rebalance({"A": 1.0}, {"A": Bar(100.0, 100.1, 99.0)}, "t1")
-    assert fills[0]["price"] == 100.1
+    assert fills[0].price == 100.1
 
 
 def test_a_round_trip_reports_pnl_after_both_fees():
@@ -38,12 +38,12 @@ def test_a_round_trip_reports_pnl_after_both_fees():
     fills, trades = account.rebalance({"A": 0.0}, {"A": Bar(12.0, 13.0, 11.0)}, "t2", bar=4)
     (trade,) = trades
     entry_fee, exit_fee = units * 10 * 0.01, units * 12 * 0.01
-    assert trade["pnl"] == pytest.approx(units * 2 - entry_fee - exit_fee)
-    assert trade["fees"] == pytest.approx(entry_fee + exit_fee)
-    assert trade["bars_held"] == 3 and trade["side"] == "long"
-    assert trade["entry_time"] == "t1" and trade["exit_time"] == "t2"
-    assert trade["return"] == pytest.approx(trade["pnl"] / (units * 10))
-    assert account.equity({"A": 12.0}) == pytest.approx(1_000 + trade["pnl"])
+    assert trade.pnl == pytest.approx(units * 2 - entry_fee - exit_fee)
+    assert trade.fees == pytest.approx(entry_fee + exit_fee)
+    assert trade.bars_held == 3 and trade.side == "long"
+    assert trade.entry_time == "t1" and trade.exit_time == "t2"
+    assert trade.return_ == pytest.approx(trade.pnl / (units * 10))
+    assert account.equity({"A": 12.0}) == pytest.approx(1_000 + trade.pnl)
     assert account.fees == pytest.approx(entry_fee + exit_fee)
 
 
@@ -57,7 +57,7 @@ def test_a_target_on_the_side_held_keeps_the_position():
     # ... unless asked to resize: 0.3 of the equity at the open, after costs.
     fills, trades = account.rebalance({"A": 0.3}, {"A": Bar(20.0, 21.0, 19.0)}, "t2",
                                       resize=True)
-    assert fills[0]["side"] == "sell" and len(trades) == 1  # part of the round trip closed
+    assert fills[0].side == "sell" and len(trades) == 1  # part of the round trip closed
     equity = account.cash + account.size("A") * 20.0
     assert account.size("A") * 20.0 / equity == pytest.approx(0.3, rel=0.01)
 
@@ -71,10 +71,10 @@ def test_a_short_then_a_reversal_is_one_fill_that_closes_and_opens():
     fills, trades = account.rebalance({"A": 1.0}, {"A": Bar(8.0, 8.0, 8.0)}, "t2", bar=2)
     (fill,) = fills
     # Closing 100 short at 8 leaves 1,200 of cash, all of which buys 150 units at 8.
-    assert fill["side"] == "buy" and fill["size"] == pytest.approx(250.0)
+    assert fill.side == "buy" and fill.size == pytest.approx(250.0)
     assert account.size("A") == pytest.approx(150.0)
     (trade,) = trades
-    assert trade["side"] == "short" and trade["pnl"] == pytest.approx(200.0)
+    assert trade.side == "short" and trade.pnl == pytest.approx(200.0)
     assert account.positions["A"].opened_at == "t2"
 
 
@@ -87,7 +87,7 @@ def test_symbols_share_one_cash_balance_and_sales_pay_for_purchases():
     # A doubles; moving everything into B sells A first, and its cash buys B.
     bars = {"A": Bar(20.0, 20.0, 20.0), "B": Bar(50.0, 50.0, 50.0)}
     fills, _ = account.rebalance({"A": 0.0, "B": 1.0}, bars, "t2", resize=True)
-    assert [f["symbol"] for f in fills] == ["A", "B"]
+    assert [f.symbol for f in fills] == ["A", "B"]
     assert account.size("B") == pytest.approx(1_500 / 50)
     assert account.contribution("A", 20.0) == pytest.approx(500.0, abs=1e-5)
 
@@ -149,7 +149,7 @@ def test_invariants_under_random_long_only_targets(steps):
         closes = {s: p for s, (p, _, _) in prices.items()}
         marked = account.cash + sum(account.size(s) * closes[s] for s in "ABC")
         assert account.equity(closes) == pytest.approx(marked, rel=1e-12)
-        assert all(f["commission"] >= 0 for f in fills) and account.fees >= fees_before
+        assert all(f.fee >= 0 for f in fills) and account.fees >= fees_before
         assert account.cash >= -1e-6  # never borrowed without leverage
         total = sum(account.contribution(s, closes[s]) for s in "ABC")
         assert 10_000 + total == pytest.approx(account.equity(closes), rel=1e-9)

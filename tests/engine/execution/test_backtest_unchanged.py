@@ -54,7 +54,7 @@ def test_results_match_the_backtrader_broker(case, seed):
                                atol=1e-12)
     assert run.fees == pytest.approx(want["fees"], rel=1e-9)
     assert len(run.trades) == want["n_trades"]
-    np.testing.assert_allclose([t["pnl"] for t in run.trades], want["trade_pnl"], rtol=1e-9)
-    np.testing.assert_allclose(run.fills["price"], want["fill_price"], rtol=1e-12)
-    np.testing.assert_allclose(run.fills["size"], want["fill_size"], rtol=1e-9)
-    assert [t.isoformat() for t in run.fills["time"]] == want["fill_time"]
+    np.testing.assert_allclose([t.pnl for t in run.trades], want["trade_pnl"], rtol=1e-9)
+    np.testing.assert_allclose(run.fill_table()["price"], want["fill_price"], rtol=1e-12)
+    np.testing.assert_allclose(run.fill_table()["size"], want["fill_size"], rtol=1e-9)
+    assert [t.isoformat() for t in run.fill_table()["time"]] == want["fill_time"]

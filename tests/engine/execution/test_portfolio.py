@@ -33,10 +33,10 @@ def test_portfolio_buy_and_hold_is_equal_weights_bought_once(frames):
         open_ = frame["open"].iloc[6]
         price = min(open_ * 1.002, frame["high"].iloc[6])
         units[symbol] = 0.5 * 10_000 / (open_ * 1.002 * 1.001) * (1 - 1e-9)
-        fill = run.fills[run.fills["symbol"] == symbol].iloc[0]
+        fill = run.fill_table()[run.fill_table()["symbol"] == symbol].iloc[0]
         assert fill["size"] == pytest.approx(units[symbol], rel=1e-12)
         assert fill["price"] == pytest.approx(price, rel=1e-12)
-    cash = 10_000 - run.fees - sum(run.fills["value"])
+    cash = 10_000 - run.fees - sum(run.fill_table()["value"])
     expected = cash + sum(units[s] * frames[s]["close"] for s in frames)
     # the first traded close (bar 5) is all cash; bars 6.. hold both
     np.testing.assert_allclose(run.equity.to_numpy(), np.r_[10_000, expected.iloc[6:]],
@@ -47,8 +47,8 @@ def test_portfolio_buy_and_hold_is_equal_weights_bought_once(frames):
 
 def test_portfolio_buy_and_hold_with_weights(frames):
     run = simulate(frames, BuyAndHold, {"weights": {"A/USDT": 0.75}}, BROKER)
-    assert run.fills["symbol"].tolist() == ["A/USDT"]
-    assert run.fills["value"].iloc[0] + run.fees == pytest.approx(7_500, rel=1e-6)
+    assert run.fill_table()["symbol"].tolist() == ["A/USDT"]
+    assert run.fill_table()["value"].iloc[0] + run.fees == pytest.approx(7_500, rel=1e-6)
 
 
 def test_lstm_signal_splits_equity_equally_among_the_symbols_it_holds(frames):
@@ -70,7 +70,7 @@ def test_lstm_signal_splits_equity_equally_among_the_symbols_it_holds(frames):
     assert weight["B/USDT"].iloc[21] == pytest.approx(0.5, abs=0.03)
     assert weight["A/USDT"].iloc[31] == pytest.approx(1.0, abs=0.01)  # B left: A back to all
     assert pos.iloc[41:].abs().sum().sum() == 0
-    assert run.fills["time"].min() == index[11]
+    assert run.fill_table()["time"].min() == index[11]
     assert (run.equity > 0).all() and run.fees > 0
 
 

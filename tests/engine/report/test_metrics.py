@@ -14,17 +14,15 @@ from engine.report.metrics import relative_metrics, trade_metrics
 
 
 def test_trade_metrics_by_hand():
-    trades = [{"pnl": 100.0, "bars_held": 2}, {"pnl": -50.0, "bars_held": 4},
-              {"pnl": 30.0, "bars_held": 3}, {"pnl": -10.0, "bars_held": 1}]
-    m = trade_metrics(trades)
+    m = trade_metrics([100.0, -50.0, 30.0, -10.0], [2, 4, 3, 1])
     assert m["n_trades"] == 4
     assert m["win_rate"] == 0.5
     assert m["profit_factor"] == pytest.approx(130 / 60)
     assert m["expectancy"] == pytest.approx(17.5)
     assert m["avg_bars_held"] == pytest.approx(2.5)
     assert (m["best_trade"], m["worst_trade"]) == (100.0, -50.0)
-    assert trade_metrics([{"pnl": 5.0, "bars_held": 1}])["profit_factor"] is None  # no loss
-    assert trade_metrics([])["expectancy"] is None
+    assert trade_metrics([5.0], [1])["profit_factor"] is None  # no loss
+    assert trade_metrics([], [])["expectancy"] is None
 
 
 def test_relative_metrics_of_a_leveraged_copy():

@@ -106,7 +106,7 @@ def test_rl_ppo_runs_beside_the_lstm_with_one_agent_per_fold(tmp_path, market, w
     # to learn from, so it trains nothing and the agent stays flat over its bars.
     saved = sorted(p.name for p in (tmp_path / "models").iterdir())
     assert [name[-12:] for name in saved] == [f"fold_00{k}.zip" for k in (1, 2, 3)], saved
-    assert not rl.fills["decided_at"].lt(market.index[199]).any()
+    assert not rl.fill_table()["decided_at"].lt(market.index[199]).any()
     again = run_strategies(cfg, market, walkforward, None)[0]
     pd.testing.assert_series_equal(rl.equity, again.equity)  # seeded: the same agents
 
@@ -119,7 +119,7 @@ def test_rl_ppo_decisions_ignore_later_bars(market, walkforward):
     short = run_strategies(cfg, cut, walkforward)[0]
     assert len(short.equity) < len(full.equity)
     pd.testing.assert_series_equal(short.equity, full.equity.loc[:end])
-    assert full.fills["time"].max() > end  # the full run did trade on after the cut
+    assert full.fill_table()["time"].max() > end  # the full run did trade on after the cut
 
 
 def test_backtest_command_reports_rl_ppo_beside_lstm_signal(tmp_path, market):
