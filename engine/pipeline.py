@@ -37,7 +37,7 @@ from engine.report import (
 from engine.simulation import StrategyRun, simulate
 from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
-from strategies.registry import get_strategy, resolve_params, spec_label
+from strategies.registry import check_config, get_strategy, resolve_params, spec_label
 
 
 @dataclass
@@ -127,10 +127,15 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
     """Load data, walk forward, backtest and write every output into ``cfg.output_dir``.
 
     Folds already in the model store are loaded rather than trained, unless ``retrain``.
+
+    Raises:
+        ConfigError: A strategy, its parameters or an extra it needs is wrong or missing
+            (checked first, before any data is read).
     """
     from engine import outputs
 
     started = time.perf_counter()
+    check_config(cfg)  # strategies, parameters and extras: before any data or training
     final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
     loaded = time.perf_counter()

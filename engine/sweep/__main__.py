@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import run_cli
+from engine.extras import require
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,11 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="CPUs of the local Ray (default: every core)")
     parser.add_argument("--no-progress", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
+    require("sweep", "python -m engine.sweep")
+    # Deferred: Ray, SciPy and backtrader load only once the arguments are good.
     from engine.sweep.outputs import describe
     from engine.sweep.runner import run_sweep
     from engine.sweep.spec import load_sweep
+    from engine.sweep.trial import check_strategies
 
     spec = load_sweep(args.config, args.output)
+    check_strategies(spec)
     summary = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,
                         progress=not args.no_progress)
     print(describe(summary, spec.output_dir))

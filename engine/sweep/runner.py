@@ -124,6 +124,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     """
     from engine.sweep import outputs
 
+    trials.check_strategies(spec)  # before the data: a bad parameter answers at once
     out = prepare_dir(spec)
     market = load_market_data(spec.base.data, progress=progress)
     split = split_market(spec, market)

@@ -248,7 +248,7 @@ def check_key(key: str, base: Config) -> None:
                          "output belong to the sweep; search model, walkforward, strategies, "
                          "backtest or broker keys")
     if parts[0] == "strategies":
-        _check_strategy_key(key, parts, base)
+        strategy_of_key(key, base)
         return
     node: Any = base.to_dict()
     for depth, part in enumerate(parts):
@@ -264,9 +264,12 @@ def check_key(key: str, base: Config) -> None:
                          f"({', '.join(node)})")
 
 
-def _check_strategy_key(key: str, parts: list[str], base: Config) -> None:
-    from strategies.registry import get_strategy, user_params
-
+def strategy_of_key(key: str, base: Config) -> tuple[str, str]:
+    """The strategy name and parameter a ``strategies.NAME.PARAM`` (or ``.INDEX.``) key
+    sets; ``ValueError`` when the base config has no such strategy. Whether the strategy
+    has that parameter is checked where strategies are built
+    (``engine.sweep.trial.check_strategies``): reading a sweep file imports no strategy."""
+    parts = key.split(".")
     names = [s.name for s in base.strategies]
     if len(parts) != 3:
         raise ValueError(f"space key {key} should be strategies.NAME.PARAM, e.g. "
@@ -285,12 +288,7 @@ def _check_strategy_key(key: str, parts: list[str], base: Config) -> None:
                          f"name it by index, e.g. strategies.{names.index(ref)}.{param}")
     else:
         name = ref
-    known = list(user_params(get_strategy(name)))
-    if param not in known:
-        hint = difflib.get_close_matches(param, known, n=1)
-        raise ValueError(f"space key {key}: {name} has no parameter {param!r}"
-                         + (f" (did you mean {hint[0]!r}?)" if hint else
-                            f"; its parameters: {', '.join(known) or 'none'}"))
+    return name, param
 
 
 def _resolve_objective(objective: Objective, base: Config) -> Objective:

@@ -11,6 +11,7 @@ finished. That file is what lets a killed sweep resume without re-running anythi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -25,12 +26,12 @@ import pandas as pd
 
 from engine.config import Config
 from engine.data import MarketData
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.simulation import PORTFOLIO, StrategyRun
-from engine.sweep.spec import Objective, trial_key
+from engine.sweep.spec import Objective, Range, SweepSpec, strategy_of_key, trial_key
 from engine.timeframes import periods_per_year
-from strategies.registry import spec_label
+from strategies.registry import check_config, get_strategy, spec_label, user_params
 
 RESULT = "result.json"
 RETURNS = "returns.parquet"
@@ -48,6 +49,45 @@ class TrialOutcome:
     objective: float | None  # None when the trial failed
     error: str | None
     returns: pd.Series | None  # per-bar returns on the selection period
+
+
+def check_strategies(spec: SweepSpec) -> None:
+    """Check the strategies every trial will build, before any data is loaded.
+
+    Reading a sweep file imports no strategy (``engine.sweep.spec``); this checks the
+    base config's strategies, that each ``strategies.NAME.PARAM`` key names a parameter,
+    each listed value (a range's ends) and, for grid and random search, every trial's
+    parameter set.
+
+    Raises:
+        ConfigError: One line naming the sweep file (or base config), the key and the value.
+    """
+    base = spec.base
+    check_config(base, label=str(base.source) if base.source else f"{spec.label}: base")
+    for key, values in spec.space.items():
+        if key.startswith("strategies."):
+            _check_parameter(spec, key)
+        for value in values if not isinstance(values, Range) else [values.low, values.high]:
+            try:
+                check_config(spec.trial_config({key: value}), label="")
+            except ConfigError as exc:
+                problem = str(exc).removeprefix(": ")
+                raise ConfigError(f"{spec.label}: space.{key} value {value!r} gives an invalid "
+                                  f"config: {problem}") from None
+    if spec.raw.search != "tpe":
+        for params in spec.points():
+            check_config(spec.trial_config(params), label=f"{spec.label}: trial {params}")
+
+
+def _check_parameter(spec: SweepSpec, key: str) -> None:
+    name, param = strategy_of_key(key, spec.base)
+    known = list(user_params(get_strategy(name)))
+    if param not in known:
+        hint = difflib.get_close_matches(param, known, n=1)
+        more = f" (did you mean {hint[0]!r}?)" if hint else \
+            f"; its parameters: {', '.join(known) or 'none'}"
+        raise ConfigError(f"{spec.label}: space key {key}: {name} has no parameter {param!r}"
+                          + more)
 
 
 def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) -> StrategyRun:
@@ -213,6 +253,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
+        check_config(cfg, label=f"trial {params}")  # a TPE proposal may break a rule
         metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts",
                                  fast=fast)
         returns = run.equity.pct_change().iloc[1:].rename(key)
