@@ -21,6 +21,7 @@ import pandas as pd
 
 from engine.config import Config, RLConfig, load_config
 from engine.errors import ConfigError
+from engine.extras import require
 
 ENV_ID = "engine/Trading-v0"
 
@@ -47,7 +48,9 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
     Raises:
         ConfigError: Unknown setting or action space, a range shorter than a window, a
             forecast observation without a ``model:`` section.
+        MissingExtra: The ``rl`` extra (gymnasium, stable-baselines3) is not installed.
     """
+    require("rl", "engine.rl.make_env")
     from engine.data import load_market_data
     from engine.rl.env import TradingEnv, bar_range, env_data
     from engine.simulation import cost_model

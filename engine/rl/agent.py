@@ -32,8 +32,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from engine.config import RLConfig
-from engine.errors import ConfigError
 from engine.execution import CostModel
+from engine.extras import require
 from engine.rl.env import EnvData, TradingEnv, bar_range
 from engine.walkforward import FoldPlan
 
@@ -59,16 +59,6 @@ class Account:
     cash: float
     costs: CostModel
     leverage: float
-
-
-def require_sb3() -> None:
-    """Raise a one-line error when the ``rl`` extra is missing."""
-    try:
-        import gymnasium  # noqa: F401
-        import stable_baselines3  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(f"rl_ppo needs the rl extra ({exc.name} is not installed): "
-                          'pip install "lstm-trading-engine[rl]"') from None
 
 
 @contextmanager
@@ -100,7 +90,7 @@ def train_and_act(data: EnvData, rl: RLConfig, account: Account, plans: list[Fol
     Returns:
         Frame indexed by decision time (UTC) with one column per traded symbol.
     """
-    require_sb3()
+    require("rl", "the strategy rl_ppo")
     with small_net_threads() as device:
         return _walk(data, rl, account, plans, ppo, model_dir, name, progress, device)
 

@@ -91,8 +91,9 @@ def test_unknown_strategy_parameter(tmp_path, csv, capsys):
 def test_strategy_values_and_combinations_are_checked_before_the_data(tmp_path, csv):
     from engine.sweep.trial import check_strategies
 
-    with pytest.raises(ConfigError, match=r"space.strategies.sma_cross.fast value 2.5 gives an "
-                                          r"invalid config: strategies\[0\].fast = 2.5 must be a int"):
+    with pytest.raises(ConfigError, match=r"space.strategies.sma_cross.fast value 2.5 gives "
+                                          r"an invalid config: strategies\[0\].fast = 2.5 "
+                                          r"must be a int"):
         check_strategies(_load(tmp_path, csv, space={"strategies.sma_cross.fast": [2, 2.5]}))
     # each value fits the base config (slow 10, fast 3); one combination does not
     with pytest.raises(ConfigError, match=r"trial \{'strategies.sma_cross.fast': 9, "
