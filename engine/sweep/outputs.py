@@ -70,7 +70,7 @@ def selection_stats(matrix: pd.DataFrame, best: str, blocks: int) -> dict[str, A
 def holdout_result(spec: SweepSpec, split, best: dict[str, Any]) -> dict[str, Any]:
     """Run the chosen config once over all the data; score only the holdout bars."""
     cfg = spec.trial_config(best["params"])
-    _, run, wf = trials.score(cfg, split.full, spec.objective)
+    _, run, wf = trials.score(cfg, split.full, spec.objective, store=spec.model_store)
     start = split.holdout_start
     before = run.equity.index[run.equity.index < start]
     first = before[-1] if len(before) else start  # returns from the last selection close on

@@ -40,6 +40,7 @@ from pydantic import (
 
 from engine.config import METRICS, Config, _describe, _Loader, load_config, validate_config
 from engine.errors import ConfigError
+from engine.models_store import ModelStore, store_path
 
 OBJECTIVES = (*METRICS, "mse_ratio")
 LOWER_IS_BETTER = {"max_drawdown", "fees_paid", "mse_ratio"}
@@ -160,6 +161,9 @@ class SweepSpec:
         self.raw, self.base, self.label, self.output_dir = raw, base, label, output_dir
         self.space = raw.space
         self.objective = _resolve_objective(raw.objective, base)
+        # The base config's model store, as an absolute path (trials may run in other
+        # processes): trials load the folds it holds and add theirs, like a backtest.
+        self.model_store = ModelStore(store_path(base.data).expanduser().resolve())
 
     @property
     def keys(self) -> list[str]:

@@ -27,6 +27,7 @@ import pandas as pd
 from engine.config import Config
 from engine.data import MarketData
 from engine.errors import ConfigError, EngineError
+from engine.models_store import ModelStore
 from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.simulation import PORTFOLIO, StrategyRun
 from engine.sweep.spec import Objective, Range, SweepSpec, strategy_of_key, trial_key
@@ -134,13 +135,16 @@ def _remembered(name: str, inputs: tuple, compute: Any) -> Any:
     return value
 
 
-def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
+def walk_forward(cfg: Config, market: MarketData, cache: Path | None,
+                 store: ModelStore | None = None) -> tuple[Any, bool]:
     """The walk-forward forecasts for ``cfg``, reused from ``cache`` when another trial
     had the same model, schedule and data (strategy-only changes train nothing).
 
     The trial that trains holds ``<key>.lock`` meanwhile; trials wanting the same
     forecasts wait for its ``<key>.pkl`` instead of training the same model again. A lock
     left by a killed sweep is removed when the sweep starts again (``clear_locks``).
+    With a ``store`` (the config's model store), folds a backtest or an earlier sweep
+    fitted are loaded from it, and folds fitted here are put in it, as a backtest does.
 
     Returns:
         ``(WalkForwardResult, reused)``.
@@ -149,7 +153,7 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
 
     if cache is None:
         return run_walkforward(market.frames, cfg.model, cfg.walkforward, None,
-                               progress=False), False
+                               progress=False, store=store), False
     cache.mkdir(parents=True, exist_ok=True)
     key = forecast_key(cfg, market)
     path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
@@ -166,7 +170,8 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
         except FileExistsError:
             time.sleep(1.0)  # another trial is training this very model
     try:
-        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
+        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False,
+                             store=store)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(wf))
         tmp.replace(path)
@@ -192,8 +197,8 @@ def clear_locks(cache: Path) -> None:
 
 
 def score(cfg: Config, market: MarketData, objective: Objective,
-          cache: Path | None = None,
-          fast: bool = False) -> tuple[dict[str, Any], StrategyRun, Any]:
+          cache: Path | None = None, fast: bool = False,
+          store: ModelStore | None = None) -> tuple[dict[str, Any], StrategyRun, Any]:
     """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run.
 
     Args:
@@ -205,14 +210,17 @@ def score(cfg: Config, market: MarketData, objective: Objective,
         fast: Trade the objective strategy on the numba kernel (``engine.sweep.fast``)
             instead of backtrader; the run then has no fills or trade records. Defaults
             to False.
+        store: The model store whose folds are reused (and where new ones go). Defaults
+            to None (train every fold, store nothing).
 
     Returns:
         ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
-        ``forecasts_reused`` too.
+        ``forecasts_reused``, ``folds_trained`` and ``folds_reused`` (from the model
+        store) too; both are 0 when the forecasts came from another trial.
     """
     from engine.pipeline import run_strategies
 
-    wf, reused = walk_forward(cfg, market, cache)
+    wf, reused = walk_forward(cfg, market, cache, store)
     if fast:
         from engine.sweep import fast as fast_path
 
@@ -227,11 +235,14 @@ def score(cfg: Config, market: MarketData, objective: Objective,
     metrics["mse_ratio"] = _remembered(
         "mse_ratio", (table, frame), lambda: forecast_metrics(table, frame["close"])["mse_ratio"])
     metrics["forecasts_reused"] = reused
+    metrics["folds_trained"] = 0 if reused else wf.folds_trained
+    metrics["folds_reused"] = 0 if reused else wf.folds_reused
     return metrics, run, wf
 
 
 def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective: Objective,
-              root: Path, fast: bool = False) -> dict[str, Any]:
+              root: Path, fast: bool = False,
+              store: ModelStore | None = None) -> dict[str, Any]:
     """Run one trial (or read its saved result) and return its result record.
 
     Args:
@@ -241,6 +252,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
         objective: The metric scored.
         root: The sweep's ``trials`` directory.
         fast: Run on the kernel (see ``score``). Defaults to False.
+        store: The config's model store (see ``score``). Defaults to None.
 
     Returns:
         ``{key, params, metrics, objective, error, node, seconds, finished}``.
@@ -255,7 +267,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
     try:
         check_config(cfg, label=f"trial {params}")  # a TPE proposal may break a rule
         metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts",
-                                 fast=fast)
+                                 fast=fast, store=store)
         returns = run.equity.pct_change().iloc[1:].rename(key)
         value = metrics.get(objective.metric)
         error = None
