@@ -41,6 +41,7 @@ def summary(result: RunResult, wide: bool = False) -> str:
         console_table,
         fit_table,
         left_out,
+        not_shown,
     )
 
     report, cfg = result.report, result.config
@@ -65,8 +66,7 @@ def summary(result: RunResult, wide: bool = False) -> str:
     hidden = left_out(forecasts, fit_table(forecasts, ("symbol",), FORECAST_PRIORITY)) + \
         left_out(table, fit_table(table, ("strategy", "symbol"), trading_priority))
     if hidden and not wide:
-        lines.append(f"Not shown: {', '.join(hidden)} (in report.json and report.html; "
-                     "--wide prints every column)")
+        lines.append(not_shown(hidden, "report.json and report.html"))
     lines.append(f"Written to {result.output_dir}/")
     return "\n".join(lines)
 

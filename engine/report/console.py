@@ -7,6 +7,7 @@ Every other figure is in report.json and report.html; ``--wide`` prints them all
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import pandas as pd
@@ -59,6 +60,12 @@ def console_table(frame: pd.DataFrame, keep: Sequence[str], priority: Sequence[s
                   wide: bool = False, width: int = WIDTH) -> str:
     """The rendered table: every column with ``wide``, else what fits ``width``."""
     return render_table(frame if wide else fit_table(frame, keep, priority, width))
+
+
+def not_shown(hidden: Sequence[str], where: str, width: int = WIDTH) -> str:
+    """The note under compact tables naming the columns left out, wrapped to ``width``."""
+    return textwrap.fill(f"Not shown: {', '.join(hidden)} (in {where}; --wide prints every "
+                         "column)", width=width, break_on_hyphens=False)
 
 
 def _width(frame: pd.DataFrame) -> int:

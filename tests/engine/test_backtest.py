@@ -126,6 +126,13 @@ def test_summary_is_printed(cli_run):
     _, out, proc = cli_run
     assert "Forecast error (next close) beside persistence" in proc.stdout
     assert "buy_and_hold" in proc.stdout and f"Written to {out}/" in proc.stdout
+    # A 120-column terminal shows every line whole (but the run's paths); --wide has more.
+    lines = [line for line in proc.stdout.splitlines()
+             if not line.startswith(("Folds:", "Written to"))]
+    assert max(map(len, lines)) <= 120
+    assert "Not shown: " in proc.stdout and "--wide prints every column" in proc.stdout
+    for key in ("total_return", "sharpe", "max_drawdown", "final_equity", "mse_ratio"):
+        assert key in proc.stdout
 
 
 def test_persistence_mse_on_exactly_the_forecast_bars(cli_run, served):
