@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from engine.cli import run_cli
-from engine.config import load_config
 
 if TYPE_CHECKING:
     from engine.pipeline import RunResult
@@ -85,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print every column of the summary tables (default: the key "
                              "columns that fit 120 characters)")
     args = parser.parse_args(argv)
+    from engine.config import load_config  # deferred: pydantic, not needed for --help
+
     overrides = {"output_dir": args.output} if args.output else None
     cfg = load_config(args.config, overrides)
     from strategies.registry import check_config  # deferred: backtrader, once the config is good

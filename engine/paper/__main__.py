@@ -35,6 +35,7 @@ from engine.paper.state import PaperState, acquire_lock, backup_path, check, rel
 from engine.report import render_table
 from engine.report.charts import equity_chart
 from engine.simulation import make_account, restore_account
+from strategies.registry import check_config
 
 
 def default_state(output_dir: Path) -> Path:
@@ -48,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.paper.trader import PaperTrader
 
     cfg = load_config(args.config)
+    check_config(cfg)  # the strategies, before the state is opened or data read
     path = Path(args.state) if args.state else default_state(Path(cfg.output_dir))
     state = PaperState.open(path)
     try:
@@ -61,8 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"processed {processed} candle(s); last {meta.get('last_processed')}; "
                   f"state {path}")
         else:
+            made = "" if state.on_disk else " (written once the first candle is processed)"
             print(f"paper trading {trader.spec.name} on {', '.join(cfg.traded_symbols)}; "
-                  f"state {path}; Ctrl-C to stop", flush=True)
+                  f"state {path}{made}; Ctrl-C to stop", flush=True)
             trader.run_forever()
     finally:
         state.close()

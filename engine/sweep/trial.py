@@ -75,7 +75,10 @@ def check_strategies(spec: SweepSpec) -> None:
                 problem = str(exc).removeprefix(": ")
                 raise ConfigError(f"{spec.label}: space.{key} value {value!r} gives an invalid "
                                   f"config: {problem}") from None
-    if spec.raw.search != "tpe":
+    # Only strategy, broker and backtest keys can make a combination break a strategy's
+    # rules (slow <= fast, weights over the leverage); model keys cannot.
+    combined = any(k.split(".")[0] in ("strategies", "broker", "backtest") for k in spec.space)
+    if spec.raw.search != "tpe" and combined:
         for params in spec.points():
             check_config(spec.trial_config(params), label=f"{spec.label}: trial {params}")
 

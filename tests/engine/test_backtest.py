@@ -117,7 +117,11 @@ def test_html_report_is_self_contained(cli_run):
     _, out, _ = cli_run
     page = (out / "report.html").read_text()
     assert page.count('<img alt=') == 1  # folds.png; the rest is plotly
-    assert page.count('class="plotly-graph-div"') == 2 + 6 + 2  # markets, months, scatters
+    assert page.count('class="plotly-graph-div"') == 2 + 2  # markets, scatters
+    assert page.count('<table class="months"') == 6  # one per (strategy, symbol)
+    assert 'id="trade-table"' in page and 'id="trade-data"' in page
+    assert "plotly.js (basic - minified)" in page  # the small bundle, inlined
+    assert (out / "report.html").stat().st_size < 2_500_000
     assert "src=\"http" not in page and "src='http" not in page and "lstm_signal" in page
     assert (out / "comparison.md").read_text().startswith("| strategy | symbol |")
 
