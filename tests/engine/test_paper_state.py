@@ -165,5 +165,5 @@ def test_second_process_is_refused_at_start(tmp_path, candles_module):
         finally:
             first.kill()  # kill -9: the OS drops the lock of a killed process
             first.wait()
+    assert lock_path(state).exists()  # kill -9 left the file behind, but not the lock
     PaperState.open(state).close()
-    assert lock_path(state).exists()
