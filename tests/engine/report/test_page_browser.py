@@ -175,11 +175,13 @@ def test_fill_markers_toggle_per_strategy(small_run):
             shown = page.evaluate(count)
             entry = page.locator("#market-0 .legend .traces",
                                  has_text=f"{small_run.runs[0].label}: ")
+            # plotly waits out its double-click delay before acting on a single click
             entry.locator(".legendtoggle").click()
-            page.wait_for_timeout(300)
+            page.wait_for_function(f"({count})() !== {shown}", timeout=10_000)
             hidden = page.evaluate(count)
+            page.wait_for_timeout(1000)  # a second click at once would be a double click
             entry.locator(".legendtoggle").click()
-            page.wait_for_timeout(300)
+            page.wait_for_function(f"({count})() === {shown}", timeout=10_000)
             again = page.evaluate(count)
         finally:
             browser.close()
