@@ -79,3 +79,16 @@ def test_reading_a_config_imports_no_strategy(tmp_path):
 
 def test_exchange_ids_are_ccxts_without_importing_it():
     assert list(exchange_ids()) == sorted(ccxt.exchanges)
+
+
+def test_reading_a_sweep_file_imports_no_strategy(tmp_path):
+    from tests.engine.sweep.conftest import sweep_dict, write_candles, write_sweep
+
+    path = write_sweep(tmp_path / "sweep.yaml",
+                       sweep_dict(write_candles(tmp_path / "data"), tmp_path / "out"))
+    code = ("import sys, json; from engine.sweep.spec import load_sweep; "
+            f"load_sweep({str(path)!r}); "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert json.loads(done.stdout) == [], done.stderr
