@@ -52,11 +52,11 @@ def market_figure(symbol: str, curves: Mapping[str, pd.Series],
     if close is not None:
         for rank, (label, part) in enumerate(fills.items()):
             _add_fills(fig, label, part, colors[label], 100 + rank)
-        fig.add_trace(go.Scatter(x=close.index, y=close.to_numpy(), name="close",
+        fig.add_trace(go.Scatter(**x_axis(close.index), y=close.to_numpy(), name="close",
                                  legendrank=1, line={"color": "#444", "width": 1.2}),
                       row=1, col=1)
         if forecast is not None:
-            fig.add_trace(go.Scatter(x=forecast.index, y=forecast.to_numpy(),
+            fig.add_trace(go.Scatter(**x_axis(forecast.index), y=forecast.to_numpy(),
                                      name="forecast (next close)", legendrank=2,
                                      line={"color": "#ff9f1c", "width": 1.4}), row=1, col=1)
         if wants_log([close]):
@@ -64,11 +64,11 @@ def market_figure(symbol: str, curves: Mapping[str, pd.Series],
     top = len(rows) - 1
     for rank, (label, equity) in enumerate(curves.items()):
         style = _line(label, colors[label])
-        fig.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=label,
+        fig.add_trace(go.Scatter(**x_axis(equity.index), y=equity.to_numpy(), name=label,
                                  legendgroup=label, legendrank=10 + rank, line=style),
                       row=top, col=1)
         drawdown = 100 * (equity / equity.cummax() - 1)
-        fig.add_trace(go.Scatter(x=drawdown.index, y=drawdown.to_numpy(), name=label,
+        fig.add_trace(go.Scatter(**x_axis(drawdown.index), y=drawdown.to_numpy(), name=label,
                                  legendgroup=label, showlegend=False, line=style),
                       row=top + 1, col=1)
     if wants_log(curves.values()):
@@ -93,12 +93,31 @@ def _add_fills(fig: go.Figure, label: str, fills: pd.DataFrame, color: str,
         if part.empty:
             continue
         fig.add_trace(go.Scatter(
-            x=pd.DatetimeIndex(part["time"]), y=part["price"].to_numpy(), mode="markers",
+            x=times(pd.DatetimeIndex(part["time"])), y=part["price"].to_numpy(), mode="markers",
             name=f"{label}: {len(fills)} fills", legendgroup=f"{label} fills",
             showlegend=first, legendrank=rank,
             marker={"symbol": symbol, "color": color, **marker},
             hovertemplate=f"{label} {side} %{{y:,.2f}}<extra></extra>"), row=1, col=1)
         first = False
+
+
+def times(index: pd.DatetimeIndex) -> np.ndarray:
+    """Bar times as short text for the page ("2024-01-31", or "2024-01-31 04:00" when any
+    bar is not at midnight): half the size of plotly's own ISO form with its time zone,
+    which is most of a long chart's data. The times are UTC."""
+    index = pd.DatetimeIndex(index)
+    daily = bool(len(index)) and bool((index == index.normalize()).all())
+    return np.asarray(index.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"))
+
+
+def x_axis(index: pd.DatetimeIndex) -> dict:
+    """A trace's times: its first bar and the bar length (``x0``, ``dx`` in ms) for bars on
+    one regular grid, which is every aligned series of a run; else each bar's time."""
+    index = pd.DatetimeIndex(index)
+    steps = np.diff(index.as_unit("ns").asi8)
+    if len(index) > 2 and (steps == steps[0]).all() and steps[0] > 0:
+        return {"x0": times(index[:1])[0], "dx": int(steps[0] // 1_000_000)}
+    return {"x": times(index)}
 
 
 def log_ticks(series: Iterable[pd.Series]) -> dict:

@@ -37,7 +37,7 @@ BASIC_VERSION = "4.1.1"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1500px;
-       padding: 0 1em; color: #222; }
+       padding: 0 0.75em; color: #222; }
 .scroll { overflow-x: auto; max-width: 100%; position: relative;
           background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)),
                       linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) 100% 0,
@@ -55,9 +55,9 @@ body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1500px
 .scroll.overflowing + .hint { display: block; }
 table { border-collapse: separate; border-spacing: 0; margin: 0.6em 0; font-size: 0.85em;
         white-space: nowrap; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.42em; text-align: right; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.36em; text-align: right; }
 th { position: sticky; top: 0; background: #fafafa; white-space: normal;
-     vertical-align: bottom; max-width: 7.5em; z-index: 1; }
+     vertical-align: bottom; max-width: 7em; z-index: 1; }
 tbody td:first-child, thead th:first-child { position: sticky; left: 0; z-index: 2;
      box-shadow: inset -1px 0 0 #ddd; }
 tbody td:first-child { background: #fff; white-space: normal; min-width: 7em;
