@@ -353,8 +353,14 @@ class _Progress(Callback):
         shown = "failed" if value is None or value != value else f"{value:.4g}"
         best = "-" if self.best is None else f"{self.best:.4g}"
         print(f"[{self.count}/{self.todo}] {result.get('key')} {self.spec.objective.metric} "
-              f"{shown} (best {best}) in {result.get('seconds', 0):.1f}s{_origin(result)}; "
+              f"{shown} (best {best}) in {_seconds(result.get('seconds'))}{_origin(result)}; "
               f"sweep {elapsed:.0f}s", flush=True)
+
+
+def _seconds(value: float | None) -> str:
+    """A trial's own time: 0.02s on the kernel, 28.4s for a walk-forward."""
+    value = value or 0.0
+    return f"{value:.2f}s" if value < 1 else f"{value:.1f}s"
 
 
 def _origin(result: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ def test_sweeps_and_backtests_share_the_model_store(tmp_path, capsys):
     assert "folds 2 trained, 0 from the model store" in out
     assert "forecasts of an earlier trial" in out
     # Each line shows the trial's own time, not the time since the sweep started.
-    assert len(re.findall(r"\] t[0-9a-f]{10} sharpe \S+ \(best \S+\) in \d+\.\ds", out)) == 4
+    assert len(re.findall(r"\] t[0-9a-f]{10} sharpe \S+ \(best \S+\) in \d+\.\d+s", out)) == 4
     # 2. A backtest of the base config trains nothing.
     base = copy.deepcopy(sweep_dict(csv, tmp_path / "first")["base"])
     result = run(validate_config({**base, "output_dir": str(tmp_path / "backtest")}),
