@@ -7,6 +7,7 @@ import pytest
 from engine.config import BrokerConfig, validate_config
 from engine.errors import ConfigError
 from engine.simulation import simulate
+from strategies.registry import check_config
 from strategies.replay import Replay
 from tests.conftest import make_ohlcv
 
@@ -48,4 +49,4 @@ def test_bad_targets_file_is_one_line(tmp_path, text, message):
 
 def test_config_needs_a_path():
     with pytest.raises(ConfigError, match=r"strategies\[0\]\.path = '' must name a CSV"):
-        validate_config({"strategies": [{"name": "replay"}]})
+        check_config(validate_config({"strategies": [{"name": "replay"}]}))
