@@ -285,6 +285,8 @@ def _load_previous(store: ModelStore | None, key: str | None, wf: WalkForwardCon
         return None
     from models import lstm
 
+    if not store.check(key):  # its bytes are not those stored: the entry is removed
+        raise _BrokenChain(f"the stored fold model {store.model_path(key)} is damaged")
     try:
         return lstm.load(store.model_path(key))
     except Exception as exc:  # pruned or damaged meanwhile; Keras raises many kinds
@@ -342,14 +344,14 @@ def fit_fold(plan: FoldPlan, index: pd.DatetimeIndex, windows: Windows, previous
 
 
 def _put(store: ModelStore, key: str, model: Any, meta: dict[str, Any]) -> bool:
-    """Store a fitted fold; a store that cannot be written costs reuse, not the run."""
+    """Store a fitted fold; a store that cannot be written costs reuse, not the run (a
+    read-only store says so itself, once)."""
     try:
-        store.put(key, model, meta)
+        return store.put(key, model, meta) is not None
     except OSError as exc:
         log.warning("cannot write the model store %s (%s); this fold will be trained again "
                     "next time", store.root, exc.strerror or exc)
         return False
-    return True
 
 
 def _fold_meta(record: FoldRecord, model_cfg: ModelConfig, wf: WalkForwardConfig,

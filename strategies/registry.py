@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 import pkgutil
 from collections.abc import Iterable
 from functools import cache
@@ -77,8 +78,25 @@ def resolve_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
             allowed = ", ".join(defaults) or "none"
             raise InvalidKey((key,), value, f"is not a parameter of {name} ({did}known: {allowed})")
         params[key] = _coerce(key, value, defaults[key])
+        bad = _non_finite(params[key])
+        if bad is not None:  # as every float of a config: inf and nan are never meant
+            raise InvalidKey((key, *bad[0]), bad[1], "should be a finite number")
     cls.check_params({**defaults, **params})
     return params
+
+
+def _non_finite(value: Any, where: tuple = ()) -> tuple[tuple, float] | None:
+    """The location and value of the first infinite or NaN float in ``value`` (lists and
+    mappings searched too), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, (*where, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -31,7 +31,8 @@ from engine.cli import run_cli
 from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.execution import Account, Bar
-from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
+from engine.paper.locking import acquire_lock, release_lock
+from engine.paper.state import PaperState, backup_path, check
 from engine.report import render_table
 from engine.report.charts import equity_chart
 from engine.simulation import make_account, restore_account

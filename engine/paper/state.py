@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import StateError
+from engine.paper.locking import acquire_lock, first_missing, fsync, give_up, release_lock
 
 log = logging.getLogger(__name__)
 BACKUP_EVERY_S = 3600.0  # a long-running trader refreshes its backup at most this often
@@ -91,11 +91,6 @@ def expected_schema() -> dict[str, list[str]]:
 def backup_path(path: Path) -> Path:
     """The newest backup of ``path`` (``state.sqlite`` -> ``state.sqlite.bak``)."""
     return path.with_name(f"{path.name}.bak")
-
-
-def lock_path(path: Path) -> Path:
-    """The lock file a trading run holds (``state.sqlite`` -> ``state.sqlite.lock``)."""
-    return path.with_name(f"{path.name}.lock")
 
 
 def check(conn: sqlite3.Connection) -> str | None:
@@ -181,7 +176,7 @@ class PaperState:
         if not exclusive and not path.is_file():
             raise StateError(f"{path}: no such state file; pass the --state used with "
                              "python -m engine.paper run")
-        new_dir = _first_missing(path.parent)
+        new_dir = first_missing(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = acquire_lock(path) if exclusive else None
         try:
@@ -191,7 +186,7 @@ class PaperState:
                 return cls(path, conn, lock, new_dir)
             conn = _connect(path, create=exclusive)  # (an empty file from an old version)
         except BaseException:
-            _give_up(path, lock, new_dir)
+            give_up(path, lock, new_dir)
             raise
         state = cls(path, conn, lock)
         if exclusive and _newer_than_backup(path):
@@ -212,7 +207,7 @@ class PaperState:
             if self.on_disk:
                 release_lock(self._lock)
             else:
-                _give_up(self.path, self._lock, self._new_dir)
+                give_up(self.path, self._lock, self._new_dir)
             self._lock = None
 
     def backup(self) -> Path | None:
@@ -320,9 +315,9 @@ class PaperState:
         with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as disk:
             self.conn.backup(disk)
             disk.execute("PRAGMA journal_mode=WAL")
-        _fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, self.path)
-        _fsync(self.path.parent)
+        fsync(self.path.parent)
         self.conn.close()
         self.conn = _connect(self.path, create=False)
         self._in_memory = False
@@ -406,78 +401,3 @@ def _newer_than_backup(path: Path) -> bool:
 def _tables(path: Path) -> set[str]:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-
-
-def acquire_lock(path: Path) -> int:
-    """Lock ``<state>.lock`` for this process's life; the OS drops it when the process
-    ends, however it ends (kill -9 included). Returns the lock's file descriptor.
-
-    A run that made no state removes its lock file when it stops (``_give_up``); a
-    process that locked that file just before it went takes the new one instead.
-
-    Raises:
-        StateError: Another process holds it; the message names the state and that pid.
-    """
-    while True:
-        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise StateError(f"{path} is in use by another paper-trading process (pid "
-                             f"{holder}); run one process per state file: stop that one "
-                             "first, or pass another --state file") from None
-        try:
-            current = os.stat(lock_path(path)).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        release_lock(fd)  # the file was removed meanwhile: lock the one now at the path
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def _give_up(path: Path, lock: int | None, new_dir: Path | None) -> None:
-    """Leave no trace of a state that was never written: its lock file (removed while
-    still held, so no other process can be holding it) and the folders made for it."""
-    if lock is not None and not path.exists():
-        lock_path(path).unlink(missing_ok=True)
-    release_lock(lock)
-    if new_dir is not None and not path.exists():
-        folder = path.parent
-        while True:
-            try:
-                folder.rmdir()  # only when empty
-            except OSError:
-                break
-            if folder == new_dir:
-                break
-            folder = folder.parent
-
-
-def _first_missing(folder: Path) -> Path | None:
-    """The outermost of ``folder`` and its parents that does not exist yet, or None."""
-    missing = None
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            break
-        missing = candidate
-    return missing
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def release_lock(fd: int | None) -> None:
-    """Give back a lock taken by ``acquire_lock`` (None: nothing to do)."""
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)

@@ -36,7 +36,8 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         start: First bar (date, timestamp or bar number) whose close is observed; moved
             on to the first bar with a complete window (and a forecast, when observed).
             Defaults to the backtest's first traded bar (the walk-forward test start).
-        end: Last bar (inclusive; a date includes that day). Defaults to the last bar.
+        end: Last bar (inclusive; a date includes that day); one after the data is the
+            last bar, with a warning. Defaults to the last bar.
         seed: Seeds the first ``reset``. Defaults to None.
         market: ``engine.data.MarketData`` (or ``{symbol: frame}``) already loaded.
             Defaults to loading ``config.data``.

@@ -27,6 +27,7 @@ from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError, EngineError
 from engine.report import write_json
 from engine.sweep import trial as trials
+from engine.sweep.cluster import CONNECT_TIMEOUT_S, check_address, check_resources
 from engine.sweep.fast import uses_fast_path
 from engine.sweep.spec import SweepSpec, trial_key
 
@@ -109,7 +110,8 @@ def prepare_dir(spec: SweepSpec) -> Path:
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True,
+              connect_timeout: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
     """Run the whole sweep and write its files into ``spec.output_dir``.
 
     Args:
@@ -118,13 +120,21 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
             starts a local Ray for this run.
         num_cpus: CPUs of the local Ray. Defaults to None (every core).
         progress: Print a line per finished trial.
+        connect_timeout: Seconds to wait for ``address`` to answer. Defaults to 30.
 
     Returns:
         The summary (also written to summary.json).
+
+    Raises:
+        ConfigError: ``num_cpus`` below 1, a bad ``connect_timeout``, nothing answering at
+            ``address``, or the sweep's own settings (see ``prepare_dir``).
     """
     from engine.sweep import outputs
 
     trials.check_strategies(spec)  # before the data: a bad parameter answers at once
+    check_resources(num_cpus, connect_timeout)
+    if address:
+        check_address(address, connect_timeout)
     out = prepare_dir(spec)
     market = load_market_data(spec.base.data, progress=progress)
     split = split_market(spec, market)

@@ -6,7 +6,9 @@ a sweep over strategy parameters trains the forecaster once.
 
 A finished trial leaves ``trials/<key>/returns.parquet`` and then ``result.json``, each
 written to a temporary name and renamed, so ``result.json`` exists only for a trial that
-finished. That file is what lets a killed sweep resume without re-running anything.
+finished. That file is what lets a killed sweep resume without re-running anything. A
+trial whose files do not read (damaged on disk or by hand) counts as unfinished: its files
+are moved aside and it runs again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
 import pickle
 import socket
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow
 
 from engine.config import Config
 from engine.data import MarketData
@@ -34,6 +38,7 @@ from engine.sweep.spec import Objective, Range, SweepSpec, strategy_of_key, tria
 from engine.timeframes import periods_per_year
 from strategies.registry import check_config, get_strategy, spec_label, user_params
 
+log = logging.getLogger(__name__)
 RESULT = "result.json"
 RETURNS = "returns.parquet"
 _LAST: dict[str, Any] = {}  # the walk-forward this process read last, by its file
@@ -188,8 +193,10 @@ def _read_pickle(path: Path) -> Any:
         return pickle.loads(path.read_bytes())  # written by this sweep's trials only
     except FileNotFoundError:
         return None
-    except (pickle.UnpicklingError, EOFError, AttributeError):
-        path.unlink(missing_ok=True)  # unreadable: the next trial trains it again
+    except Exception as exc:  # noqa: BLE001  (a damaged pickle raises many kinds)
+        log.warning("sweep forecasts %s do not read (%s); training them again", path,
+                    type(exc).__name__)
+        path.unlink(missing_ok=True)
         return None
 
 
@@ -289,11 +296,58 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
 
 
 def read_result(folder: Path) -> dict[str, Any] | None:
-    """A finished trial's record, or None when it has not finished."""
+    """A finished trial's record, or None when it has not finished.
+
+    A trial whose files do not read (a result.json that is not its record, a returns file
+    that is cut short) is treated as unfinished: logged, its files moved aside as
+    ``<name>.damaged-<UTC time>`` and None returned, so it runs again.
+    """
     try:
-        return json.loads((folder / RESULT).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return _checked_result(folder)
+    except FileNotFoundError:
         return None
+    except _Damaged as exc:
+        _set_aside(folder, str(exc))
+        return None
+
+
+class _Damaged(Exception):
+    """A trial's files are there but do not read."""
+
+
+_FIELDS = {"key", "params", "metrics", "objective", "error"}
+
+
+def _checked_result(folder: Path) -> dict[str, Any]:
+    """The trial's record once it and its returns read. Raises ``_Damaged``, or
+    FileNotFoundError while the trial has not finished."""
+    data = (folder / RESULT).read_bytes()
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _Damaged(f"{RESULT} is not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(record, dict) or not _FIELDS <= record.keys() or \
+            record["key"] != folder.name:
+        raise _Damaged(f"{RESULT} is not the record of trial {folder.name}")
+    if record["objective"] is not None:  # a scored trial wrote its returns first
+        try:
+            returns = read_returns(folder)
+        except (OSError, ValueError, pyarrow.ArrowException) as exc:
+            raise _Damaged(f"{RETURNS} does not read ({str(exc).splitlines()[0]})") from None
+        if returns is None:
+            raise _Damaged(f"{RETURNS} is missing")
+    return record
+
+
+def _set_aside(folder: Path, problem: str) -> None:
+    """Move a damaged trial's files aside (kept for a look, never read again)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in (RESULT, RETURNS):
+        path = folder / name
+        if path.exists():
+            path.replace(folder / f"{name}.damaged-{stamp}")
+    log.warning("trial %s did not finish cleanly: %s; its files are kept as *.damaged-%s "
+                "and it runs again", folder.name, problem, stamp)
 
 
 def read_returns(folder: Path) -> pd.Series | None:

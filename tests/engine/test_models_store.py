@@ -15,7 +15,8 @@ import pytest
 from engine.backtest import main as backtest_main
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
-from engine.models_store import ModelStore, fold_key, main, prune
+from engine.models_store import ModelStore, checksums, fold_key, prune
+from engine.models_store.__main__ import main
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
 from engine.pipeline import NO_DEVICE, run
@@ -180,9 +181,11 @@ def test_runtime_without_keras_matches_keras(monkeypatch, tmp_path):
     import keras
 
     module = sys.modules[keras.backend.backend()]
-    assert runtime.runtime() == lstm.runtime() == {
-        "keras": keras.__version__, "backend": keras.backend.backend(),
-        "backend_version": module.__version__}
+    expected = {"keras": keras.__version__, "backend": keras.backend.backend(),
+                "backend_version": module.__version__}
+    if expected["backend"] == "tensorflow":
+        expected["onednn"] = "off"  # see tests/models/test_reproducibility.py
+    assert runtime.runtime() == lstm.runtime() == expected
     # Resolved as Keras does when it is not imported: KERAS_BACKEND, keras.json, default.
     monkeypatch.delitem(sys.modules, "keras")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
@@ -263,7 +266,7 @@ def test_half_written_or_damaged_entries_are_never_used(frames, tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         again = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert [f.reused for f in again.folds] == [False, False]
-    assert "is unreadable" in caplog.text and "is damaged" in caplog.text
+    assert "does not match its checksum" in caplog.text and "is damaged" in caplog.text
     assert_same_forecasts(trained, again)
     reused = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert reused.folds_reused == 2  # the new entries replaced the damaged ones
@@ -291,6 +294,7 @@ def fake_entry(root: Path, key: str, days_unused: float, now: float) -> Path:
     for name in ("model.keras", "weights.npz"):
         (entry / name).write_bytes(b"x" * 1000)
     (entry / "model.json").write_text(json.dumps({"key": key}))
+    checksums.write_sums(entry)
     os.utime(entry / "model.json", (now - days_unused * 86_400,) * 2)
     return entry
 
@@ -311,10 +315,13 @@ def test_prune_removes_entries_unused_for_days_and_crash_leftovers(tmp_path, cap
     assert not old.exists() and recent.exists() and not stale.exists() and fresh.exists()
     assert run_cli(main, ["info", "--store", str(root)]) == 0
     assert f"{root}: 1 fold models" in capsys.readouterr().out
-    assert run_cli(main, ["prune", "--store", str(root), "--older-than", "-1"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --older-than -1 is negative; give a number of days >= 0 (0 removes every "
-        "entry)")
+    for days, problem in (("-1", "is negative"), ("nan", "is not a finite number of days"),
+                          ("inf", "is not a finite number of days")):
+        assert run_cli(main, ["prune", "--store", str(root), "--older-than", days]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: --older-than {days} {problem}; give a number of days >= 0 (0 removes "
+            "every entry)")
+    assert recent.exists()
 
 
 def test_prune_finds_the_store_a_config_names(tmp_path, capsys, monkeypatch):

@@ -14,7 +14,8 @@ import pytest
 from engine.cli import run_cli
 from engine.errors import StateError
 from engine.paper.__main__ import main
-from engine.paper.state import PaperState, backup_path, lock_path
+from engine.paper.locking import lock_path
+from engine.paper.state import PaperState, backup_path
 from tests.engine.test_paper import SIZES, closed_through, make_trader
 from tests.loopback import LoopbackExchange
 

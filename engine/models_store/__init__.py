@@ -17,11 +17,17 @@ could change the weights changes the key. Entries live under ``data.model_store`
                                  the model's outputs for a set of input windows, keyed
                                  by ``windows_digest`` of exactly those windows
 
+Every file of an entry is covered by a sha256 checksum written with it (``SHA256SUMS``
+for the files written with the entry, ``<name>.sha256`` beside a forecasts file added
+later; see ``engine.models_store.checksums``) and checked whenever it is read: an entry
+with a missing or changed file is logged, removed and its fold trained again, and is never
+linked into a run's outputs. A store that cannot be written is read without writing.
+
 An entry is written in a temporary directory beside it and renamed into place, so a crash
 never leaves a half-written entry under a key, and runs that fit the same fold at once
 both succeed (the first rename wins; the folds are identical). Each use touches
 ``model.json``; ``python -m engine.models_store prune --older-than DAYS`` removes the
-entries not used for that long.
+entries not used for that long (the command lives in ``__main__``).
 
 Example:
     >>> store = ModelStore.for_data(cfg.data)
@@ -30,25 +36,27 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import io
 import json
 import logging
+import math
 import os
 import shutil
-import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.config import DataConfig, load_config
-from engine.errors import ConfigError
+from engine.config import DataConfig
+from engine.errors import ConfigError, ModelError
+from engine.models_store import checksums
+from engine.models_store.access import StoreAccess, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 STALE_TEMP_S = 3600.0  # temporary directories older than this are left by a crashed run
 _KEY_LEN = 64
+MODEL, META, WEIGHTS = "model.keras", "model.json", "weights.npz"  # a Keras entry's files
 
 
 def rows_digest(frames: Mapping[str, pd.DataFrame], columns: Sequence[str], start: int,
@@ -105,6 +114,13 @@ def fold_key(model: Mapping[str, Any], fold: Mapping[str, Any], data: str,
 class ModelStore:
     """Fitted fold models on disk, by key.
 
+    Every file of an entry is checked against the checksum written with it whenever it is
+    read (``engine.models_store.checksums``); an entry with a missing or changed file is
+    logged, removed and its fold trained again, and never linked into a run's outputs. A
+    store that cannot be written (a shared, read-only directory) is read without writing:
+    its entries are reused, missing folds are trained without being stored, and one
+    warning says so.
+
     Args:
         root: The store directory (created on the first write).
         retrain: Never report an entry as present: every fold is trained and its entry
@@ -114,6 +130,12 @@ class ModelStore:
     def __init__(self, root: Path, retrain: bool = False):
         self.root = Path(root).expanduser()
         self.retrain = retrain
+        self.access = StoreAccess(self.root)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this store was found read-only (see ``StoreAccess``)."""
+        return self.access.read_only
 
     @classmethod
     def for_data(cls, data: DataConfig, retrain: bool = False) -> ModelStore:
@@ -126,88 +148,138 @@ class ModelStore:
 
     def model_path(self, key: str) -> Path:
         """The full ``.keras`` model of an entry."""
-        return self.entry(key) / "model.keras"
+        return self.entry(key) / MODEL
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The settings saved with ``key``'s model, or None when it must be trained.
 
-        A found entry is touched, so pruning by age keeps what is in use.
+        Every file of the entry is checked first; a damaged entry is removed (logged) and
+        None returned. A found entry is touched, so pruning by age keeps what is in use.
         """
-        if self.retrain:
+        if self.retrain or not self.entry(key).is_dir():
             return None
-        meta_file = self.entry(key) / "model.json"
         try:
-            meta = json.loads(meta_file.read_text())
-            os.utime(meta_file)
-        except (OSError, ValueError) as exc:
-            meta = {"error": exc}
-        if meta.get("key") == key:
-            return meta
-        if self.entry(key).is_dir():  # damaged by hand or by the disk: make room for a new one
-            log.warning("model store entry %s is damaged (%s); training that fold again",
-                        self.entry(key), meta.get("error", "its settings name another key"))
-            _remove_entry(self.entry(key))
-        return None
+            checksums.verify(self.entry(key))
+            meta = json.loads(checksums.read_verified(self.entry(key), META))
+            if not isinstance(meta, dict) or meta.get("key") != key:
+                raise checksums.Damaged(f"{META} names another key")
+        except FileNotFoundError:
+            return None  # pruned meanwhile
+        except (checksums.Damaged, ValueError) as exc:
+            self._discard(key, str(exc))
+            return None
+        self.access.touch(self.entry(key) / META)
+        return meta
+
+    def check(self, key: str, name: str = MODEL) -> bool:
+        """Whether file ``name`` of ``key``'s entry is there with the bytes written; a
+        damaged entry is removed (logged) and False returned."""
+        try:
+            checksums.read_verified(self.entry(key), name)
+        except FileNotFoundError:
+            return False
+        except checksums.Damaged as exc:
+            self._discard(key, str(exc))
+            return False
+        return True
 
     def read_weights(self, key: str) -> list[np.ndarray] | None:
         """The layer weights of ``key``, or None when they cannot be read (pruned or
         damaged meanwhile: the fold is then trained again)."""
         try:
-            with np.load(self.entry(key) / "weights.npz") as saved:
+            data = checksums.read_verified(self.entry(key), WEIGHTS)
+            with np.load(io.BytesIO(data)) as saved:
                 return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log.warning("model store entry %s is unreadable (%s); training that fold again",
-                        self.entry(key), exc)
-            _remove_entry(self.entry(key))  # so the fold's new model can take its place
+        except FileNotFoundError:
+            return None
+        except (checksums.Damaged, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            self._discard(key, str(exc))  # so the fold's new model can take its place
             return None
 
     def read_forecasts(self, key: str, digest: str) -> np.ndarray | None:
         """The outputs ``key``'s model gave for the windows of ``digest``, or None when
-        the entry holds none for them (or they cannot be read: they are then recomputed)."""
-        path = self.entry(key) / f"forecasts-{digest}.npy"
+        the entry holds none for them. A file that does not match its checksum or does
+        not parse is removed (logged) and None returned: they are then recomputed from
+        the weights, which were checked too."""
+        name = f"forecasts-{digest}.npy"
         try:
-            return np.load(path, allow_pickle=False)
+            return np.load(io.BytesIO(checksums.read_verified(self.entry(key), name)),
+                           allow_pickle=False)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            log.warning("model store forecasts %s are unreadable (%s); recomputing them",
-                        path, exc)
+        except (checksums.Damaged, OSError, ValueError) as exc:
+            log.warning("model store forecasts %s are damaged (%s); recomputing them",
+                        self.entry(key) / name, exc)
+            if self.access.writable():
+                for path in (self.entry(key) / name, self.entry(key) / f"{name}.sha256"):
+                    try:
+                        path.unlink(missing_ok=True)
+                    except OSError as unlink_error:
+                        if not self.access.refused(unlink_error):
+                            raise
             return None
 
     def put_forecasts(self, key: str, digest: str, outputs: np.ndarray) -> None:
-        """Keep ``key``'s model outputs for the windows of ``digest`` in its entry (written
-        aside and renamed into place). A store that cannot be written costs reuse, not
-        the run, so a failure is only logged."""
-        final = self.entry(key) / f"forecasts-{digest}.npy"
-        tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.tmp.npy")
+        """Keep ``key``'s model outputs for the windows of ``digest`` in its entry, with
+        their checksum (each written aside and renamed into place, the checksum first).
+        A store that cannot be written costs reuse, not the run, so a failure is only
+        logged."""
+        name = f"forecasts-{digest}.npy"
+        final = self.entry(key) / name
+        if not self.access.writable() or final.exists():  # exists: another run put them meanwhile
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(outputs), allow_pickle=False)
+        data = buffer.getvalue()
+        sums = checksums.sums_text([(name, checksums.digest_of(data))]).encode()
         try:
-            with open(tmp, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(outputs), allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
+            write_atomic(self.entry(key) / f"{name}{checksums.SIDECAR}", sums)
+            write_atomic(final, data)
         except OSError as exc:
-            log.warning("cannot keep forecasts in the model store entry %s (%s); they will "
-                        "be recomputed next time", self.entry(key), exc.strerror or exc)
-            tmp.unlink(missing_ok=True)
+            if not self.access.refused(exc):
+                log.warning("cannot keep forecasts in the model store entry %s (%s); they "
+                            "will be recomputed next time", self.entry(key),
+                            exc.strerror or exc)
 
-    def put(self, key: str, model: Any, meta: dict[str, Any]) -> Path:
-        """Save a fitted model under ``key`` (replacing an entry when ``retrain``).
+    def put(self, key: str, model: Any, meta: dict[str, Any]) -> Path | None:
+        """Save a fitted Keras model under ``key`` (replacing an entry when ``retrain``).
 
-        The files are written into a temporary directory, flushed to disk and renamed into
-        place. If another run put the same key meanwhile, its entry is kept.
+        Returns:
+            The entry, or None when the store is read-only (nothing is written).
         """
         from models import lstm
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        def write(folder: Path) -> None:
+            lstm.save(model, folder / MODEL, meta)
+            np.savez(folder / WEIGHTS, *lstm.get_weights(model))
+
+        return self._write_entry(key, write, meta)
+
+    def _write_entry(self, key: str, write_files: Callable[[Path], None],
+                     meta: dict[str, Any]) -> Path | None:
+        """Write an entry: ``write_files(folder)`` puts the model's files into a temporary
+        folder, ``meta`` (with the key) becomes ``model.json``; then every file's checksum
+        goes into ``SHA256SUMS``, everything is flushed to disk and the folder is renamed
+        into place. If another run put the same key meanwhile, its entry is kept.
+
+        Returns:
+            The entry, or None when the store is read-only.
+        """
+        if not self.access.writable():
+            return None
         tmp = self.root / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            lstm.save(model, tmp / "model.keras", {**meta, "key": key})
-            np.savez(tmp / "weights.npz", *lstm.get_weights(model))
-            for name in ("model.keras", "model.json", "weights.npz"):
-                _fsync(tmp / name)
+            write_files(tmp)
+            (tmp / META).write_text(json.dumps({**meta, "key": key}, indent=2, default=str))
+            for path in checksums.write_sums(tmp):
+                _fsync(path)
             self._move_into_place(tmp, key)
+        except OSError as exc:
+            if self.access.refused(exc):
+                return None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.entry(key)
@@ -224,14 +296,47 @@ class ModelStore:
 
     def link_model(self, key: str, dest: Path) -> None:
         """Put ``key``'s ``.keras`` model at ``dest`` (a hard link where the file system
-        allows, else a copy), replacing ``dest`` atomically."""
+        allows, else a copy), replacing ``dest`` atomically. What lands at ``dest`` is
+        checked against the entry's checksum first.
+
+        Raises:
+            ModelError: The stored model was damaged after the run checked its entry (the
+                entry is removed; the next run trains that fold again).
+        """
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             os.link(self.model_path(key), tmp)
         except OSError:
             shutil.copyfile(self.model_path(key), tmp)
+        try:
+            if checksums.file_digest(tmp) != checksums.expected(self.entry(key), MODEL):
+                raise checksums.Damaged(f"{MODEL} does not match its checksum")
+        except checksums.Damaged as exc:
+            tmp.unlink(missing_ok=True)
+            self._discard(key, str(exc))
+            raise ModelError(f"the model store entry {self.entry(key)} was damaged while "
+                             f"this run used it ({exc}); run the command again to train "
+                             "that fold anew") from None
         os.replace(tmp, dest)
+
+    # --- damaged entries -----------------------------------------------------------------
+
+    def _discard(self, key: str, reason: str) -> None:
+        """Log a damaged entry and remove it (a read-only store keeps it)."""
+        where = self.entry(key)
+        if not where.exists():
+            return  # removed meanwhile: nothing was damaged, it is just gone
+        if self.access.writable():
+            try:
+                _remove_entry(where)
+            except OSError as exc:
+                if not self.access.refused(exc):
+                    raise
+        kept = " without storing it (the store is read-only: its owner can remove the " \
+               "entry)" if self.read_only else ""
+        log.warning("model store entry %s is damaged (%s); training that fold again%s",
+                    where, reason, kept)
 
 
 def store_path(data: DataConfig) -> Path:
@@ -266,8 +371,8 @@ def entries(root: Path) -> list[tuple[Path, float, int]]:
         if len(path.name) != _KEY_LEN or not path.is_dir():
             continue
         try:
-            used = (path / "model.json").stat().st_mtime
-            size = sum(f.stat().st_size for f in path.iterdir())
+            used = (path / META).stat().st_mtime
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         except OSError:
             continue  # removed meanwhile
         found.append((path, used, size))
@@ -281,7 +386,11 @@ def prune(root: Path, older_than_days: float, now: float | None = None,
 
     Returns:
         (entries removed, bytes removed, entries kept, bytes kept).
+
+    Raises:
+        ConfigError: ``older_than_days`` is negative, infinite or not a number.
     """
+    _check_days(older_than_days)
     now = time.time() if now is None else now
     cutoff = now - older_than_days * 86_400
     removed = freed = kept = kept_bytes = 0
@@ -299,54 +408,16 @@ def prune(root: Path, older_than_days: float, now: float | None = None,
     return removed, freed, kept, kept_bytes
 
 
+def _check_days(days: float) -> None:
+    problem = ("is not a finite number of days" if not math.isfinite(days)
+               else "is negative" if days < 0 else None)
+    if problem:
+        raise ConfigError(f"--older-than {days:g} {problem}; give a number of days >= 0 "
+                          "(0 removes every entry)")
+
+
 def _older(path: Path, cutoff: float) -> bool:
     try:
         return path.stat().st_mtime < cutoff
     except OSError:
         return False  # removed meanwhile
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine.models_store",
-        description="Inspect or prune the store of fitted fold models.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("info", "count the entries and their size"),
-                       ("prune", "remove entries not used for some days")):
-        sub = commands.add_parser(name, help=text)
-        where = sub.add_mutually_exclusive_group(required=True)
-        where.add_argument("config", nargs="?", help="a config whose store to use")
-        where.add_argument("--store", metavar="DIR", help="the store directory itself")
-        if name == "prune":
-            sub.add_argument("--older-than", metavar="DAYS", type=float, required=True,
-                             help="remove entries last used more than DAYS days ago")
-            sub.add_argument("--dry-run", action="store_true",
-                             help="only say what would be removed")
-    args = parser.parse_args(argv)
-    root = Path(args.store) if args.store else store_path(load_config(args.config).data)
-    if args.command == "info":
-        found = entries(root)
-        size = sum(s for _, _, s in found)
-        oldest = min((u for _, u, _ in found), default=None)
-        since = f"; least recently used {time.strftime('%Y-%m-%d', time.gmtime(oldest))}" \
-            if oldest is not None else ""
-        print(f"{root}: {len(found)} fold models, {_megabytes(size)}{since}")
-        return 0
-    if args.older_than < 0:
-        raise ConfigError(f"--older-than {args.older_than:g} is negative; give a number of "
-                          "days >= 0 (0 removes every entry)")
-    removed, freed, kept, kept_bytes = prune(root, args.older_than, dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"{root}: {verb} {removed} fold models ({_megabytes(freed)}); kept {kept} "
-          f"({_megabytes(kept_bytes)})")
-    return 0
-
-
-if __name__ == "__main__":
-    from engine.cli import run_cli
-
-    sys.exit(run_cli(main, None))
