@@ -1,4 +1,8 @@
-"""Shared helpers for the benchmark scripts: the machine, the real data, a timer."""
+"""Shared helpers for the benchmark scripts: the machine, the real data, a timer.
+
+The candles are daily CSV files in ``csv/`` of the repository (see ``DATA``), or in the
+folder ``ENGINE_BENCH_DATA`` names.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATA = Path(os.environ.get("ENGINE_BENCH_DATA", REPO.parent / "shared" / "data"))
+# The folder README's `python -m engine.data configs/compare.yaml --export-csv csv` writes
+# (run from the repository root); ENGINE_BENCH_DATA names another one.
+DATA = Path(os.environ.get("ENGINE_BENCH_DATA", REPO / "csv"))
 
 from engine.config import load_config  # noqa: E402  (the repository is on the path now)
 
@@ -33,14 +39,22 @@ def machine() -> str:
             f"({keras.backend.backend()})")
 
 
+def csv_files(symbols) -> dict[str, str]:
+    """``{symbol: DATA/<BASE>-<QUOTE>_1d.csv}``; exits with one line when one is missing."""
+    csv = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv") for s in symbols}
+    missing = [p for p in csv.values() if not Path(p).is_file()]
+    if missing:
+        sys.exit(f"bench: no candles at {missing[0]}: run `python -m engine.data "
+                 "configs/compare.yaml --export-csv csv` in the repository once (it writes "
+                 "csv/), or set ENGINE_BENCH_DATA to a folder with BTC-USDT_1d.csv and "
+                 "ETH-USDT_1d.csv")
+    return csv
+
+
 def csv_data_config(config: str = "configs/btc.yaml"):
     """A shipped config with its candles read from the real CSV files in ``DATA``."""
     cfg = load_config(REPO / config)
-    csv = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv") for s in cfg.data.symbols}
-    missing = [p for p in csv.values() if not Path(p).is_file()]
-    if missing:
-        sys.exit(f"bench: missing {missing[0]}; set ENGINE_BENCH_DATA to the folder with the "
-                 "daily BTC-USDT_1d.csv and ETH-USDT_1d.csv files")
+    csv = csv_files(cfg.data.symbols)
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"csv": csv})})
 
 

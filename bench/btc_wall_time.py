@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import DATA, REPO, machine
+from _common import REPO, csv_files, machine
 
 
 def main() -> None:
     raw = yaml.safe_load((REPO / "configs" / "btc.yaml").read_text())
-    raw["data"]["csv"] = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv")
-                          for s in raw["data"]["symbols"]}
+    raw["data"]["csv"] = csv_files(raw["data"]["symbols"])
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "btc.yaml"
         config.write_text(yaml.safe_dump(raw))

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import DATA, REPO, machine
+from _common import REPO, csv_files, machine
 
 
 def backtest(raw: dict, tmp: Path, name: str) -> tuple[float, dict, bytes]:
@@ -38,8 +38,7 @@ def backtest(raw: dict, tmp: Path, name: str) -> tuple[float, dict, bytes]:
 
 def main() -> None:
     raw = yaml.safe_load((REPO / "configs" / "btc.yaml").read_text())
-    raw["data"]["csv"] = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv")
-                          for s in raw["data"]["symbols"]}
+    raw["data"]["csv"] = csv_files(raw["data"]["symbols"])
     with tempfile.TemporaryDirectory() as tmp:
         raw["data"]["cache_dir"] = str(Path(tmp) / "cache")  # an empty model store
         first, report1, predictions1 = backtest(raw, Path(tmp), "first")

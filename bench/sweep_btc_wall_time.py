@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import DATA, REPO, machine
+from _common import REPO, csv_files, machine
 
 
 def main() -> None:
     base = yaml.safe_load((REPO / "configs" / "btc.yaml").read_text())
-    base["data"]["csv"] = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv")
-                           for s in base["data"]["symbols"]}
+    base["data"]["csv"] = csv_files(base["data"]["symbols"])
     sweep = yaml.safe_load((REPO / "configs" / "sweep_btc.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         sweep["base"] = str(Path(tmp) / "btc.yaml")

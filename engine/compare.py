@@ -27,6 +27,13 @@ from engine.errors import DataError
 from engine.metric_names import METRICS
 from engine.report import TABLE_COLUMNS, comparison_table, render_table, sort_table
 from engine.report.charts import equity_chart, strategy_colors
+from engine.report.console import (
+    TRADING_PRIORITY,
+    console_table,
+    fit_table,
+    left_out,
+    not_shown,
+)
 
 
 @dataclass
@@ -147,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sort-by", default="sharpe", choices=METRICS,
                         help="metric to sort by, best first (default: sharpe)")
     parser.add_argument("--log-scale", action="store_true", help="log-scaled equity axis")
+    parser.add_argument("--wide", action="store_true",
+                        help="print every column (default: the key columns that fit 120 "
+                             "characters; comparison.md and .csv have them all)")
     args = parser.parse_args(argv)
     runs = [read_run(path) for path in args.runs]
     _unique_names(runs)
@@ -160,7 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = [label for per_symbol in curves.values() for label in per_symbol]
     equity_chart(curves, args.output / "equity.png", args.log_scale or None,
                  title="Runs compared", fills=fills, colors=strategy_colors(labels))
-    print(render_table(table))
+    keep, priority = ("run", "strategy", "symbol"), (args.sort_by, "differs",
+                                                       *TRADING_PRIORITY)
+    print(console_table(table, keep, priority, wide=args.wide))
+    hidden = left_out(table, fit_table(table, keep, priority))
+    if hidden and not args.wide:
+        print(not_shown(hidden, "comparison.md and comparison.csv"))
     for note in missing_notes(runs):
         print(note)
     flagged = table["differs"].astype(bool).sum()

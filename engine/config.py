@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
+import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +45,26 @@ from models.protocol import load_class
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*/[A-Z0-9]+(?::[A-Z0-9]+)?$")
 TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*[smhdwMy]$")
+
+
+@functools.cache
+def exchange_ids() -> tuple[str, ...]:
+    """ccxt's exchange ids (``ccxt.exchanges``), without importing ccxt.
+
+    Importing ccxt costs about half a second, more than the rest of reading a config. Its
+    package holds one module per exchange (``ccxt/binance.py``, ...) beside private ones,
+    so the ids are the public module names of its folder (a test pins them to
+    ``ccxt.exchanges``). Should a future ccxt be laid out otherwise, ccxt is imported.
+    """
+    spec = importlib.util.find_spec("ccxt")
+    folder = Path(spec.origin).parent if spec and spec.origin else None
+    ids = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")) \
+        if folder else []
+    if "binance" not in ids:
+        import ccxt  # deferred: the fallback only; costs ~0.5 s
+
+        ids = sorted(ccxt.exchanges)
+    return tuple(ids)
 
 
 # --- reusable field checks ------------------------------------------------------------
@@ -176,10 +198,8 @@ class DataConfig(_Section):
                              "are read only from the environment variables ENGINE_API_KEY, "
                              "ENGINE_API_SECRET (and ENGINE_API_PASSWORD), never from config "
                              "files")
-        import ccxt  # local: importing ccxt costs ~0.3 s, only paid when a config is loaded
-
-        if self.exchange not in ccxt.exchanges:
-            hint = difflib.get_close_matches(self.exchange, ccxt.exchanges, n=1)
+        if self.exchange not in exchange_ids():
+            hint = difflib.get_close_matches(self.exchange, exchange_ids(), n=1)
             raise InvalidKey(("exchange",), self.exchange, "is not a ccxt exchange id"
                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         if self.end is not None and self.end < self.start:
@@ -600,21 +620,27 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
 
 
 def validate_config(raw: dict[str, Any], label: str = "config") -> Config:
-    """Validate an already-parsed config mapping (see ``load_config``)."""
+    """Validate an already-parsed config mapping (see ``load_config``).
+
+    Strategy names and parameters are only checked for their shape here: the strategies
+    themselves (backtrader classes) are checked where they are built, before any data is
+    loaded (``strategies.registry.check_config``), so reading a config stays cheap.
+    """
     try:
-        config = Config.model_validate(raw)
+        return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
-    from strategies.registry import check_specs, check_symbols  # they import backtrader
 
-    try:
-        check_specs(config.strategies)
-        for symbols in config.symbol_groups:
-            check_symbols(config.strategies, symbols, config.broker.leverage)
-    except InvalidKey as exc:
-        where = ("strategies",) + exc.loc
-        raise ConfigError(f"{label}: {_line(where, exc.value, exc.problem)}") from None
-    return config
+
+def key_error(label: str, loc: Sequence, value: Any, problem: str) -> ConfigError:
+    """The one-line error for a bad value at key path ``loc`` of the config ``label``:
+    ``configs/x.yaml: strategies[0].fast = 2.5 must be a int``."""
+    return ConfigError(f"{label}: {_line(loc, value, problem)}")
+
+
+def config_label(config: Config) -> str:
+    """How errors name a config: its file, or ``config`` when it was built in code."""
+    return str(config.source) if config.source else "config"
 
 
 def _describe(exc: ValidationError) -> str:

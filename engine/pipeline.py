@@ -44,6 +44,7 @@ from engine.walkforward import WalkForwardResult, run_walkforward
 from models.kinds import warm_starts
 from models.runtime import keras_backend, package_version
 from strategies.registry import (
+    check_config,
     get_strategy,
     name_forecasters,
     resolve_params,
@@ -257,9 +258,14 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
     """Load data, walk forward, backtest and write every output into ``cfg.output_dir``.
 
     Folds already in the model store are loaded rather than trained, unless ``retrain``.
+
+    Raises:
+        ConfigError: A strategy, its parameters or an extra it needs is wrong or missing
+            (checked first, before any data is read).
     """
     cfg = name_forecasters(cfg)
     started = time.perf_counter()
+    check_config(cfg)  # strategies, parameters and extras: before any data or training
     final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
     loaded = time.perf_counter()

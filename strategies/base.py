@@ -47,6 +47,7 @@ class TargetStrategy(bt.Strategy):
 
     name: str = ""
     needs_forecast = False
+    extra: str | None = None  # the optional install it needs (``engine.extras``), if any
     params = (("trade_start", None), ("forecasts", None))
 
     def signal(self, data) -> float | None:

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from engine.config import Config, config_label, key_error
 from engine.errors import ConfigError, InvalidKey
+from engine.extras import require
 from strategies.base import TargetStrategy
 
 _BASE_PARAMS = {"trade_start", "forecasts", "decisions"}  # set by the engine, not by configs
@@ -144,6 +146,34 @@ def check_symbols(specs: Iterable[Any], symbols: tuple[str, ...], leverage: floa
             cls.check_symbols(params, symbols, leverage)
         except InvalidKey as exc:
             raise InvalidKey((i,) + exc.loc, exc.value, exc.problem) from None
+
+
+def check_config(config: Config, label: str | None = None) -> None:
+    """Check a config's strategies: names, parameters, the symbols they trade, extras.
+
+    Reading a config checks only the shape of its strategy entries (``engine.config``
+    imports no strategy); whatever builds strategies (a backtest, paper trading, a sweep)
+    calls this first, before loading data or training.
+
+    Args:
+        config: The validated config.
+        label: How the error names the config. Defaults to its file.
+
+    Raises:
+        ConfigError: One line such as ``configs/x.yaml: strategies[0].fast = 2.5 must be a
+            int``, or ``MissingExtra`` when a strategy needs an extra that is not installed.
+    """
+    label = config_label(config) if label is None else label
+    try:
+        check_specs(config.strategies)
+        for symbols in config.symbol_groups:
+            check_symbols(config.strategies, symbols, config.broker.leverage)
+    except InvalidKey as exc:
+        raise key_error(label, ("strategies",) + exc.loc, exc.value, exc.problem) from None
+    for spec in config.strategies:
+        extra = get_strategy(spec.name).extra
+        if extra:
+            require(extra, f"the strategy {spec.name}")
 
 
 def spec_label(spec: Any) -> str:

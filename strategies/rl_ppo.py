@@ -40,6 +40,7 @@ class RLPPO(Replay):
     """
 
     name = "rl_ppo"
+    extra = "rl"
     params = (("total_timesteps", 20_000), ("finetune_timesteps", 2_000),
               ("action_space", "long_flat"), ("use_forecast", False),
               ("reward", "log_return"), ("min_train_bars", 60), ("units", 32),

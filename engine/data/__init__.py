@@ -24,6 +24,7 @@ from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
 from engine.data.exchange import Downloader, make_exchange
+from engine.data.retry import CSV_HINT
 from engine.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
@@ -81,6 +82,9 @@ class MarketDataLoader:
         now_ms: The clock, epoch ms; decides which candle is still open.
         sleep: Waits between retries.
         progress: Show progress bars while downloading.
+        hint: How to go on when the exchange cannot be reached, ending that error.
+            Defaults to checking the network or reading the candles from files
+            (``data.csv``); paper trading, which needs the exchange, gives its own.
     """
 
     cfg: DataConfig
@@ -88,6 +92,7 @@ class MarketDataLoader:
     now_ms: Callable[[], int] = utc_now_ms
     sleep: Callable[[float], None] = time.sleep
     progress: bool = True
+    hint: str = CSV_HINT
     _downloader: Downloader | None = field(default=None, repr=False)
 
     @property
@@ -96,7 +101,8 @@ class MarketDataLoader:
             exchange = self.exchange or make_exchange(self.cfg)
             self._downloader = Downloader(exchange, retries=self.cfg.retries,
                                           backoff_s=self.cfg.retry_backoff_s,
-                                          sleep=self.sleep, progress=self.progress)
+                                          sleep=self.sleep, progress=self.progress,
+                                          hint=self.hint)
         return self._downloader
 
     @property
@@ -190,9 +196,10 @@ class MarketDataLoader:
         """
         frame = normalise(rows_to_frame(self.downloader.fetch(
             symbol, self.cfg.timeframe, since, until, complete)))
+        go_on = "; to go on now, read this market from a CSV file with data.csv" \
+            if self.hint == CSV_HINT else ""  # paper trading reads no files
         validate(frame, symbol, f"{self.cfg.exchange} sent it and nothing was cached, so the "
-                 "next run asks again (exchanges correct such candles); to go on now, read "
-                 "this market from a CSV file with data.csv")
+                 f"next run asks again (exchanges correct such candles){go_on}")
         return frame
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from engine.config import DataConfig
-from engine.data.retry import call_with_retry
+from engine.data.retry import CSV_HINT, call_with_retry
 from engine.errors import ConfigError, ExchangeError, TemporaryExchangeError
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Downloader:
         backoff_s: First retry wait in seconds; doubles after each failure.
         sleep: Waits between retries. Defaults to ``time.sleep``.
         progress: Show a progress bar when a download spans several pages.
+        hint: How to go on when the exchange cannot be reached (ends that error).
     """
 
     exchange: ccxt.Exchange
@@ -90,6 +91,7 @@ class Downloader:
     backoff_s: float = 1.0
     sleep: Callable[[float], None] = time.sleep
     progress: bool = True
+    hint: str = CSV_HINT
     requests: int = 0
     _markets_loaded: bool = field(default=False, repr=False)
 
@@ -99,7 +101,7 @@ class Downloader:
             return call()
 
         return call_with_retry(counted, what=what, retries=self.retries,
-                               backoff_s=self.backoff_s, sleep=self.sleep)
+                               backoff_s=self.backoff_s, sleep=self.sleep, hint=self.hint)
 
     def check_market(self, symbol: str, timeframe: str) -> None:
         """Fail fast on a symbol or timeframe the exchange does not have.

@@ -29,6 +29,7 @@ def call_with_retry(
     retries: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    hint: str = CSV_HINT,
 ) -> T:
     """Run ``call``, retrying temporary failures up to ``retries`` times.
 
@@ -41,6 +42,8 @@ def call_with_retry(
         retries: Retries after the first attempt.
         backoff_s: The first wait, in seconds; it doubles after each failure.
         sleep: Waits between attempts; tests pass a recorder. Defaults to ``time.sleep``.
+        hint: What the user can do when the failures persist, ending the error message.
+            Defaults to ``CSV_HINT`` (paper trading, which cannot read files, has its own).
 
     Raises:
         TemporaryExchangeError: Still failing after the last retry.
@@ -53,7 +56,7 @@ def call_with_retry(
             if attempt == retries:
                 raise TemporaryExchangeError(
                     f"{what}: still failing after {retries + 1} attempts "
-                    f"({describe_ccxt_error(exc)}); {CSV_HINT}") from exc
+                    f"({describe_ccxt_error(exc)}); {hint}") from exc
             delay = backoff_s * 2**attempt
             log.warning("%s: %s; retry %d of %d in %.3gs", what, describe_ccxt_error(exc),
                         attempt + 1, retries, delay)

@@ -31,11 +31,13 @@ from engine.cli import run_cli
 from engine.config import BrokerConfig, load_config
 from engine.errors import StateError
 from engine.execution import Account, Bar, make_account, restore_account
+from engine.paper.locking import acquire_lock, release_lock
 from engine.paper.orders import SandboxOrders
-from engine.paper.state import PaperState, acquire_lock, backup_path, check, release_lock
+from engine.paper.state import PaperState, backup_path, check
 from engine.paper.trader import PaperTrader
 from engine.report import render_table
 from engine.report.charts import equity_chart
+from strategies.registry import check_config
 
 
 def default_state(output_dir: Path) -> Path:
@@ -46,6 +48,7 @@ def default_state(output_dir: Path) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    check_config(cfg)  # the strategies, before the state is opened or data read
     path = Path(args.state) if args.state else default_state(Path(cfg.output_dir))
     state = PaperState.open(path)
     try:
@@ -59,8 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"processed {processed} candle(s); last {meta.get('last_processed')}; "
                   f"state {path}")
         else:
+            made = "" if state.on_disk else " (written once the first candle is processed)"
             print(f"paper trading {trader.spec.name} on {', '.join(cfg.traded_symbols)}; "
-                  f"state {path}; Ctrl-C to stop", flush=True)
+                  f"state {path}{made}; Ctrl-C to stop", flush=True)
             trader.run_forever()
     finally:
         state.close()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import pandas as pd
 
 from engine.errors import StateError
 from engine.execution import Fill, RoundTrip
+from engine.paper.locking import acquire_lock, first_missing, fsync, give_up, release_lock
 
 log = logging.getLogger(__name__)
 BACKUP_EVERY_S = 3600.0  # a long-running trader refreshes its backup at most this often
@@ -124,11 +124,6 @@ def backup_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.bak")
 
 
-def lock_path(path: Path) -> Path:
-    """The lock file a trading run holds (``state.sqlite`` -> ``state.sqlite.lock``)."""
-    return path.with_name(f"{path.name}.lock")
-
-
 def check(conn: sqlite3.Connection) -> str | None:
     """What is wrong with an open state database, or None when it is sound. Writes nothing.
 
@@ -172,13 +167,26 @@ def damaged(path: Path, what: str) -> StateError:
 
 
 class PaperState:
-    """One state file. Open it with ``PaperState.open``; close it when done."""
+    """One state file. Open it with ``PaperState.open``; close it when done.
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock: int | None = None):
+    A new state lives in memory until its first candle is committed, and is then written
+    to ``path`` in one piece: a run that never processes a candle (the exchange cannot be
+    reached, a bad config) leaves no file behind, not even its lock file.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: int | None = None,
+                 new_dir: Path | None = None):
         self.path = path
         self.conn = conn
         self._lock = lock
         self._backed_up = float("-inf")
+        self._in_memory = str(conn.execute("PRAGMA database_list").fetchone()[2]) == ""
+        self._new_dir = new_dir  # the folder created for a new state, removed if unused
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the state has been written to its file (after the first candle)."""
+        return not self._in_memory
 
     @classmethod
     def open(cls, path: str | Path, exclusive: bool = True) -> PaperState:
@@ -199,12 +207,17 @@ class PaperState:
         if not exclusive and not path.is_file():
             raise StateError(f"{path}: no such state file; pass the --state used with "
                              "python -m engine.paper run")
+        new_dir = first_missing(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = acquire_lock(path) if exclusive else None
         try:
-            conn = _connect(path, create=exclusive)
+            if exclusive and not path.exists():  # new: in memory until its first candle
+                conn = sqlite3.connect(":memory:", isolation_level=None)
+                conn.executescript(_SCHEMA)
+                return cls(path, conn, lock, new_dir)
+            conn = _connect(path, create=exclusive)  # (an empty file from an old version)
         except BaseException:
-            release_lock(lock)
+            give_up(path, lock, new_dir)
             raise
         state = cls(path, conn, lock)
         if exclusive and _newer_than_backup(path):
@@ -212,13 +225,20 @@ class PaperState:
         return state
 
     def close(self) -> None:
-        """Close the file; a trading run backs up the state it leaves and drops its lock."""
+        """Close the file; a trading run backs up the state it leaves and drops its lock.
+
+        A state that never reached its file leaves nothing: its lock file goes, and so does
+        the folder made for it when it is empty.
+        """
         try:
-            if self._lock is not None:
+            if self._lock is not None and self.on_disk:
                 self.backup()
         finally:
             self.conn.close()
-            release_lock(self._lock)
+            if self.on_disk:
+                release_lock(self._lock)
+            else:
+                give_up(self.path, self._lock, self._new_dir)
             self._lock = None
 
     def backup(self) -> Path | None:
@@ -227,6 +247,8 @@ class PaperState:
         SQLite's online backup API copies a consistent snapshot. A state that fails its
         integrity check is never copied over a good backup.
         """
+        if not self.on_disk:
+            return None  # nothing on disk to lose yet
         target = backup_path(self.path)
         tmp = target.with_name(f"{target.name}.tmp")
         try:
@@ -311,8 +333,25 @@ class PaperState:
             self._insert("candles", update.candles)
             self._insert("forecasts", update.forecasts)
             self._put_meta({**update.meta, "last_processed": update.time})
+        if not self.on_disk:
+            self._write_out()
         if self._lock is not None and time.monotonic() - self._backed_up >= BACKUP_EVERY_S:
             self.backup()
+
+    def _write_out(self) -> None:
+        """Write a new state from memory to its file in one piece (temporary file, fsync,
+        rename), then go on with the file."""
+        tmp = self.path.with_name(f".{self.path.name}.new")
+        tmp.unlink(missing_ok=True)  # left by a run killed at this very step
+        with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as disk:
+            self.conn.backup(disk)
+            disk.execute("PRAGMA journal_mode=WAL")
+        fsync(tmp)
+        os.replace(tmp, self.path)
+        fsync(self.path.parent)
+        self.conn.close()
+        self.conn = _connect(self.path, create=False)
+        self._in_memory = False
 
     def unsent_orders(self) -> pd.DataFrame:
         """Fills to mirror on the sandbox whose order is not known to be placed yet."""
@@ -393,31 +432,3 @@ def _newer_than_backup(path: Path) -> bool:
 def _tables(path: Path) -> set[str]:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-
-
-def acquire_lock(path: Path) -> int:
-    """Lock ``<state>.lock`` for this process's life; the OS drops it when the process
-    ends, however it ends (kill -9 included). Returns the lock's file descriptor.
-
-    Raises:
-        StateError: Another process holds it; the message names the state and that pid.
-    """
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StateError(f"{path} is in use by another paper-trading process (pid {holder}); "
-                         "run one process per state file: stop that one first, or pass "
-                         "another --state file") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def release_lock(fd: int | None) -> None:
-    """Give back a lock taken by ``acquire_lock`` (None: nothing to do)."""
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)

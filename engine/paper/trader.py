@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from engine.paper.state import AccountFill, AccountTrade, CandleUpdate, PaperSta
 from engine.simulation import simulate
 from engine.walkforward import forecast_at, load_fold, next_fold, run_walkforward
 from strategies.registry import (
+    check_config,
     get_strategy,
     name_forecasters,
     resolve_params,
@@ -52,6 +54,9 @@ from strategies.registry import (
 )
 
 log = logging.getLogger(__name__)
+# Paper trading needs the exchange's live candles: unlike a backtest it cannot read files.
+PAPER_HINT = ("check the network or data.api_url: paper trading needs the exchange's live "
+              "candles (data.csv is for backtests)")
 
 
 def fingerprint(cfg: Config) -> str:
@@ -105,6 +110,7 @@ class PaperTrader:
         if self.cfg.data.csv:
             raise ConfigError("paper trading reads live candles from the exchange; remove "
                               "data.csv from the config")
+        check_config(self.cfg)  # its strategies, before anything is read or trained
         self.cfg = name_forecasters(self.cfg)
         self.spec = chosen_strategy(self.cfg)
         cls = get_strategy(self.spec.name)
@@ -117,7 +123,8 @@ class PaperTrader:
         self.store = ModelStore.for_data(self.cfg.data)  # the backtest's fitted folds
         self.loader = MarketDataLoader(self.cfg.data.model_copy(update={"end": None}),
                                        exchange=self.exchange, now_ms=self.now_ms,
-                                       sleep=self.sleep, progress=self.progress)
+                                       sleep=self.sleep, progress=self.progress,
+                                       hint=PAPER_HINT)
 
     @property
     def model_dir(self) -> Path:
@@ -158,19 +165,32 @@ class PaperTrader:
         """Poll for closed candles every ``paper.poll_seconds`` until interrupted.
 
         A temporary exchange failure (after its retries) is logged and tried again at the
-        next poll; every other error stops the loop.
+        next poll: the first failure in a row in full, with how to stop, the next ones in
+        one short line each. Every other error stops the loop.
         """
-        polls = 0
+        polls, failing = 0, 0
+        every = self.cfg.paper.poll_seconds
         while max_polls is None or polls < max_polls:
             try:
                 processed = self.run_once()
+                if failing:
+                    log.info("the exchange answers again after %d failed tr%s", failing,
+                             "y" if failing == 1 else "ies")
+                failing = 0
                 if processed:
                     log.info("processed %d candle(s); last %s", processed,
                              self.state.meta()["last_processed"])
             except TemporaryExchangeError as exc:
-                log.warning("%s; trying again in %gs", exc, self.cfg.paper.poll_seconds)
+                failing += 1
+                if failing == 1:
+                    log.warning("%s; trying again every %gs until it answers; Ctrl-C (or "
+                                "kill %d) stops paper trading, and the next run goes on from "
+                                "the last processed candle", exc, every, os.getpid())
+                else:
+                    log.warning("the exchange is still unreachable (%d tries); next try in "
+                                "%gs; Ctrl-C to stop", failing, every)
             polls += 1
-            self.sleep(self.cfg.paper.poll_seconds)
+            self.sleep(every)
 
     # --- one candle ---------------------------------------------------------------------
 
@@ -277,7 +297,8 @@ class PaperTrader:
         ticker = call_with_retry(lambda: exchange.fetch_ticker(symbol),
                                  what=f"{exchange.id} {symbol} ticker",
                                  retries=self.cfg.data.retries,
-                                 backoff_s=self.cfg.data.retry_backoff_s, sleep=self.sleep)
+                                 backoff_s=self.cfg.data.retry_backoff_s, sleep=self.sleep,
+                                 hint=PAPER_HINT)
         if ticker.get("last") is None:
             raise ExchangeError(f"{exchange.id} returned no last price for {symbol}; set "
                                 "paper.fill to open")

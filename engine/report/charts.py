@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 BENCHMARK = "buy_and_hold"
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
@@ -47,6 +48,24 @@ def wants_log(series: Iterable[pd.Series]) -> bool:
     values = np.concatenate([np.asarray(s, float) for s in series] or [np.array([1.0])])
     values = values[np.isfinite(values) & (values > 0)]
     return bool(len(values)) and values.max() / values.min() > LOG_RANGE
+
+
+def log_axis(ax) -> None:
+    """A log value axis labelled at the decades and their halves only (1, 5, 10, 50, ...):
+    labels at every minor tick of a short log axis read as noise."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tick_label(v)))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def tick_label(value: float) -> str:
+    """1, 5, 50, 500, 5k, 50k, 5M, ... and 0.5, 0.05, ... for a log axis."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
 
 
 def _style(label: str, color: str) -> dict:
@@ -116,7 +135,7 @@ def equity_chart(curves: Mapping[str, Mapping[str, pd.Series]], path: Path,
         top.set_title(f"{title}: {symbol}")
         top.set_ylabel("equity")
         if wants_log(curves[symbol].values()) if log_scale is None else log_scale:
-            top.set_yscale("log")
+            log_axis(top)
         top.grid(alpha=0.3)
         bottom.set_ylabel("drawdown %")
         bottom.grid(alpha=0.3)
@@ -147,7 +166,7 @@ def forecast_chart(closes: Mapping[str, pd.Series], forecasts: Mapping[str, pd.D
                     linewidth=0.8 if first == 0 else 1.3, alpha=0.85)
             ax.grid(alpha=0.3)
         if wants_log([actual]):
-            row[0].set_yscale("log")
+            log_axis(row[0])
         for when in starts[starts >= predicted.index[-min(ZOOM_BARS, len(predicted))]]:
             row[1].axvline(when, color="grey", linestyle=":", linewidth=0.8)
         row[0].set_title(f"{symbol}: walk-forward forecast of the next close "

@@ -1,21 +1,24 @@
 """Interactive plotly figures for report.html (the page inlines plotly's JavaScript).
 
 Figures are keyed on (strategy label, symbol): a symbol without a price series (a
-portfolio) gets its equity and drawdown panels without the price panel.
+portfolio) gets its equity and drawdown panels without the price panel. Only scatter
+traces are used, so the page can carry plotly's smallest ("basic") bundle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.report.charts import BENCHMARK, wants_log
+from engine.report.charts import BENCHMARK, tick_label, wants_log
 
 CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": True}
+MANY_FILLS = 60  # a strategy's fills in one panel beyond which markers are small and faint
 _LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.08, "xanchor": "left", "x": 0}
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -31,6 +34,10 @@ def market_figure(symbol: str, curves: Mapping[str, pd.Series],
     """Price with every strategy's buys and sells and the forecast, above equity and
     drawdown panels that share its time axis (zooming one zooms all).
 
+    Each strategy's fills have their own legend entry (click it to hide or show them);
+    beyond ``MANY_FILLS`` they are drawn small and faint, and the close and forecast lines
+    are drawn over them, so they stay readable however many trades there are.
+
     Args:
         symbol: The panel title.
         curves: ``{strategy label: equity}`` on this symbol.
@@ -43,27 +50,29 @@ def market_figure(symbol: str, curves: Mapping[str, pd.Series],
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.03,
                         row_heights=[0.45, 0.35, 0.2][-len(rows):])
     if close is not None:
-        fig.add_trace(go.Scatter(x=close.index, y=close.to_numpy(), name="close",
-                                 line={"color": "#444", "width": 1.2}), row=1, col=1)
+        for rank, (label, part) in enumerate(fills.items()):
+            _add_fills(fig, label, part, colors[label], 100 + rank)
+        fig.add_trace(go.Scatter(**x_axis(close.index), y=close.to_numpy(), name="close",
+                                 legendrank=1, line={"color": "#444", "width": 1.2}),
+                      row=1, col=1)
         if forecast is not None:
-            fig.add_trace(go.Scatter(x=forecast.index, y=forecast.to_numpy(),
-                                     name="forecast (next close)",
-                                     line={"color": "#ff9f1c", "width": 1.1}), row=1, col=1)
-        for label, part in fills.items():
-            _add_fills(fig, label, part, colors[label])
+            fig.add_trace(go.Scatter(**x_axis(forecast.index), y=forecast.to_numpy(),
+                                     name="forecast (next close)", legendrank=2,
+                                     line={"color": "#ff9f1c", "width": 1.4}), row=1, col=1)
         if wants_log([close]):
-            fig.update_yaxes(type="log", row=1, col=1)
+            fig.update_yaxes(type="log", **log_ticks([close]), row=1, col=1)
     top = len(rows) - 1
-    for label, equity in curves.items():
+    for rank, (label, equity) in enumerate(curves.items()):
         style = _line(label, colors[label])
-        fig.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=label,
-                                 legendgroup=label, line=style), row=top, col=1)
+        fig.add_trace(go.Scatter(**x_axis(equity.index), y=equity.to_numpy(), name=label,
+                                 legendgroup=label, legendrank=10 + rank, line=style),
+                      row=top, col=1)
         drawdown = 100 * (equity / equity.cummax() - 1)
-        fig.add_trace(go.Scatter(x=drawdown.index, y=drawdown.to_numpy(), name=label,
+        fig.add_trace(go.Scatter(**x_axis(drawdown.index), y=drawdown.to_numpy(), name=label,
                                  legendgroup=label, showlegend=False, line=style),
                       row=top + 1, col=1)
     if wants_log(curves.values()):
-        fig.update_yaxes(type="log", row=top, col=1)
+        fig.update_yaxes(type="log", **log_ticks(curves.values()), row=top, col=1)
     for i, title in enumerate(rows, start=1):
         fig.update_yaxes(title_text=title, row=i, col=1)
     fig.update_layout(title=f"{symbol}: price, trades and forecast; equity; drawdown",
@@ -72,17 +81,59 @@ def market_figure(symbol: str, curves: Mapping[str, pd.Series],
     return fig
 
 
-def _add_fills(fig: go.Figure, label: str, fills: pd.DataFrame, color: str) -> None:
+def _add_fills(fig: go.Figure, label: str, fills: pd.DataFrame, color: str,
+               rank: int) -> None:
+    """One legend entry per strategy for its buys (up) and sells (down)."""
+    many = len(fills) > MANY_FILLS
+    marker = {"size": 5, "opacity": 0.45, "line": {"width": 0}} if many else \
+        {"size": 9, "opacity": 0.9, "line": {"color": "white", "width": 0.6}}
+    first = True
     for side, symbol in (("buy", "triangle-up"), ("sell", "triangle-down")):
         part = fills[fills["side"] == side]
         if part.empty:
             continue
         fig.add_trace(go.Scatter(
-            x=pd.DatetimeIndex(part["time"]), y=part["price"].to_numpy(), mode="markers",
-            name=f"{label} {side}", legendgroup=label,
-            marker={"symbol": symbol, "size": 9, "color": color,
-                    "line": {"color": "white", "width": 0.6}},
+            x=times(pd.DatetimeIndex(part["time"])), y=part["price"].to_numpy(), mode="markers",
+            name=f"{label}: {len(fills)} fills", legendgroup=f"{label} fills",
+            showlegend=first, legendrank=rank,
+            marker={"symbol": symbol, "color": color, **marker},
             hovertemplate=f"{label} {side} %{{y:,.2f}}<extra></extra>"), row=1, col=1)
+        first = False
+
+
+def times(index: pd.DatetimeIndex) -> np.ndarray:
+    """Bar times as short text for the page ("2024-01-31", or "2024-01-31 04:00" when any
+    bar is not at midnight): half the size of plotly's own ISO form with its time zone,
+    which is most of a long chart's data. The times are UTC."""
+    index = pd.DatetimeIndex(index)
+    daily = bool(len(index)) and bool((index == index.normalize()).all())
+    return np.asarray(index.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"))
+
+
+def x_axis(index: pd.DatetimeIndex) -> dict:
+    """A trace's times: its first bar and the bar length (``x0``, ``dx`` in ms) for bars on
+    one regular grid, which is every aligned series of a run; else each bar's time."""
+    index = pd.DatetimeIndex(index)
+    steps = np.diff(index.as_unit("ns").asi8)
+    if len(index) > 2 and (steps == steps[0]).all() and steps[0] > 0:
+        return {"x0": times(index[:1])[0], "dx": int(steps[0] // 1_000_000)}
+    return {"x": times(index)}
+
+
+def log_ticks(series: Iterable[pd.Series]) -> dict:
+    """Tick labels of a log axis at the decades and their halves only (1, 5, 10, 50, ...),
+    faint unlabelled grid lines between them: the digits plotly writes at every minor
+    tick of a short log axis read as noise."""
+    values = np.concatenate([np.asarray(s, float) for s in series] or [np.array([1.0])])
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return {}
+    low, high = math.floor(math.log10(values.min())) - 1, math.ceil(math.log10(values.max())) + 1
+    decades = [10.0 ** k for k in range(low, high + 1)]
+    major = [v * m for v in decades for m in (1, 5)]
+    minor = [v * m for v in decades for m in (2, 3, 4, 6, 7, 8, 9)]
+    return {"tickvals": major, "ticktext": [tick_label(v) for v in major],
+            "minor": {"tickvals": minor, "showgrid": True, "gridcolor": "#f2f2f2"}}
 
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
@@ -93,22 +144,6 @@ def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     returns = month_end / previous - 1
     table = returns.unstack()
     return table.reindex(columns=range(1, 13))
-
-
-def monthly_heatmap(label: str, symbol: str, equity: pd.Series) -> go.Figure:
-    """Monthly returns of one (strategy, symbol), green up and red down."""
-    table = monthly_returns(equity)
-    values = 100 * table.to_numpy(dtype=float)
-    text = [[f"{v:.1f}" if np.isfinite(v) else "" for v in row] for row in values]
-    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    fig = go.Figure(go.Heatmap(
-        z=values, x=MONTHS, y=[str(y) for y in table.index], text=text,
-        texttemplate="%{text}", colorscale="RdYlGn", zmid=0, zmin=-limit, zmax=limit,
-        colorbar={"title": "%"}, hovertemplate="%{y} %{x}: %{z:.2f}%<extra></extra>"))
-    fig.update_layout(title=f"{label} on {symbol}: monthly returns (%)", template="plotly_white",
-                      height=120 + 32 * len(table), yaxis={"autorange": "reversed"},
-                      margin={"l": 60, "r": 20, "t": 50, "b": 30})
-    return fig
 
 
 def scatter_figure(symbol: str, pred_return: Sequence[float],

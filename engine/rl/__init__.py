@@ -23,6 +23,7 @@ from engine.config import Config, RLConfig, load_config, validate_config
 from engine.data import load_market_data
 from engine.errors import ConfigError
 from engine.execution import cost_model
+from engine.extras import require
 from engine.folds import first_train_end
 from engine.walkforward import run_walkforward
 
@@ -52,7 +53,9 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
     Raises:
         ConfigError: Unknown setting or action space, a range shorter than a window, a
             forecast observation without a ``model:`` section.
+        MissingExtra: The ``rl`` extra (gymnasium, stable-baselines3) is not installed.
     """
+    require("rl", "engine.rl.make_env")
     from engine.rl.env import TradingEnv, bar_range, env_data  # defers gymnasium (rl extra)
 
     cfg = config if isinstance(config, Config) else load_config(config)

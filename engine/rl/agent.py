@@ -33,8 +33,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from engine.config import BrokerConfig, Config, RLConfig
-from engine.errors import ConfigError
 from engine.execution import cost_model
+from engine.extras import require
 from engine.folds import FoldPlan
 from engine.rl import rl_settings
 from engine.rl.env import EnvData, TradingEnv, bar_range, env_data
@@ -55,14 +55,6 @@ class PPOSettings:
     batch_size: int = 64
 
 
-def require_sb3() -> None:
-    """Raise a one-line error when the ``rl`` extra is missing."""
-    try:
-        import gymnasium  # noqa: F401  (checks for the rl extra: gymnasium,
-        import stable_baselines3  # noqa: F401  stable-baselines3 and torch)
-    except ImportError as exc:
-        raise ConfigError(f"rl_ppo needs the rl extra ({exc.name} is not installed): "
-                          'pip install "lstm-trading-engine[rl]"') from None
 
 
 @contextmanager
@@ -128,7 +120,7 @@ def train_and_act(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list
     Returns:
         Frame indexed by decision time (UTC) with one column per traded symbol.
     """
-    require_sb3()
+    require("rl", "the strategy rl_ppo")
     with small_net_threads() as device:
         return _walk(data, rl, broker, plans, ppo, model_dir, name, progress, device)
 

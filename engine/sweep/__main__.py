@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import run_cli
+from engine.extras import require
 from engine.sweep.cluster import check_address, check_resources
 from engine.sweep.outputs import describe
 from engine.sweep.spec import load_sweep
@@ -33,13 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how long to wait for --address to answer (default: 30)")
     parser.add_argument("--no-progress", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
+    require("sweep", "python -m engine.sweep")
     # Before Ray loads (seconds): a bad CPU count or address fails at once.
     check_resources(args.num_cpus, args.connect_timeout)
     if args.address:
         check_address(args.address, args.connect_timeout)
     from engine.sweep.runner import run_sweep  # defers Ray (sweep extra) until the checks pass
+    from engine.sweep.trial import check_strategies
 
     spec = load_sweep(args.config, args.output)
+    check_strategies(spec)
     summary = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,
                         progress=not args.no_progress, connect_timeout=args.connect_timeout)
     print(describe(summary, spec.output_dir))

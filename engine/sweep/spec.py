@@ -48,6 +48,7 @@ from engine.config import (
 )
 from engine.errors import ConfigError
 from engine.metric_names import OBJECTIVES, better
+from engine.models_store import ModelStore, store_path
 
 # Keys a trial may not change: the data and the split are the sweep's, not the trial's.
 FIXED_SECTIONS = ("data", "output_dir", "source", "source_hash", "paper")
@@ -166,6 +167,9 @@ class SweepSpec:
         self.raw, self.base, self.label, self.output_dir = raw, base, label, output_dir
         self.space = raw.space
         self.objective = _resolve_objective(raw.objective, base)
+        # The base config's model store, as an absolute path (trials may run in other
+        # processes): trials load the folds it holds and add theirs, like a backtest.
+        self.model_store = ModelStore(store_path(base.data).expanduser().resolve())
 
     @property
     def keys(self) -> list[str]:
@@ -258,7 +262,7 @@ def check_key(key: str, base: Config) -> None:
                          "output belong to the sweep; search model, walkforward, strategies, "
                          "backtest or broker keys")
     if parts[0] == "strategies":
-        _check_strategy_key(key, parts, base)
+        strategy_of_key(key, base)
         return
     if parts[0] == "forecasters":
         _check_forecaster_key(key, parts, base)
@@ -277,9 +281,12 @@ def check_key(key: str, base: Config) -> None:
                          f"({', '.join(node)})")
 
 
-def _check_strategy_key(key: str, parts: list[str], base: Config) -> None:
-    from strategies.registry import get_strategy, user_params
-
+def strategy_of_key(key: str, base: Config) -> tuple[str, str]:
+    """The strategy name and parameter a ``strategies.NAME.PARAM`` (or ``.INDEX.``) key
+    sets; ``ValueError`` when the base config has no such strategy. Whether the strategy
+    has that parameter is checked where strategies are built
+    (``engine.sweep.trial.check_strategies``): reading a sweep file imports no strategy."""
+    parts = key.split(".")
     names = [s.name for s in base.strategies]
     if len(parts) != 3:
         raise ValueError(f"space key {key} should be strategies.NAME.PARAM, e.g. "
@@ -298,12 +305,7 @@ def _check_strategy_key(key: str, parts: list[str], base: Config) -> None:
                          f"name it by index, e.g. strategies.{names.index(ref)}.{param}")
     else:
         name = ref
-    known = list(user_params(get_strategy(name)))
-    if param not in known:
-        hint = difflib.get_close_matches(param, known, n=1)
-        raise ValueError(f"space key {key}: {name} has no parameter {param!r}"
-                         + (f" (did you mean {hint[0]!r}?)" if hint else
-                            f"; its parameters: {', '.join(known) or 'none'}"))
+    return name, param
 
 
 def _check_forecaster_key(key: str, parts: list[str], base: Config) -> None:

@@ -13,6 +13,7 @@ are moved aside and it runs again.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -29,15 +30,16 @@ import pyarrow
 
 from engine.config import Config
 from engine.data import MarketData
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.execution import PORTFOLIO, StrategyRun
+from engine.models_store import ModelStore
 from engine.pipeline import run_strategies
 from engine.pipeline import walk_forward as fit_forecasters
 from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.sweep import fast as fast_path
-from engine.sweep.spec import Objective, trial_key
+from engine.sweep.spec import Objective, Range, SweepSpec, strategy_of_key, trial_key
 from engine.timeframes import periods_per_year
-from strategies.registry import get_strategy, spec_label, user_params
+from strategies.registry import check_config, get_strategy, spec_label, user_params
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -56,6 +58,48 @@ class TrialOutcome:
     objective: float | None  # None when the trial failed
     error: str | None
     returns: pd.Series | None  # per-bar returns on the selection period
+
+
+def check_strategies(spec: SweepSpec) -> None:
+    """Check the strategies every trial will build, before any data is loaded.
+
+    Reading a sweep file imports no strategy (``engine.sweep.spec``); this checks the
+    base config's strategies, that each ``strategies.NAME.PARAM`` key names a parameter,
+    each listed value (a range's ends) and, for grid and random search, every trial's
+    parameter set.
+
+    Raises:
+        ConfigError: One line naming the sweep file (or base config), the key and the value.
+    """
+    base = spec.base
+    check_config(base, label=str(base.source) if base.source else f"{spec.label}: base")
+    for key, values in spec.space.items():
+        if key.startswith("strategies."):
+            _check_parameter(spec, key)
+        for value in values if not isinstance(values, Range) else [values.low, values.high]:
+            try:
+                check_config(spec.trial_config({key: value}), label="")
+            except ConfigError as exc:
+                problem = str(exc).removeprefix(": ")
+                raise ConfigError(f"{spec.label}: space.{key} value {value!r} gives an invalid "
+                                  f"config: {problem}") from None
+    # Only strategy, broker and backtest keys can make a combination break a strategy's
+    # rules (slow <= fast, weights over the leverage); model keys cannot.
+    combined = any(k.split(".")[0] in ("strategies", "broker", "backtest") for k in spec.space)
+    if spec.raw.search != "tpe" and combined:
+        for params in spec.points():
+            check_config(spec.trial_config(params), label=f"{spec.label}: trial {params}")
+
+
+def _check_parameter(spec: SweepSpec, key: str) -> None:
+    name, param = strategy_of_key(key, spec.base)
+    known = list(user_params(get_strategy(name)))
+    if param not in known:
+        hint = difflib.get_close_matches(param, known, n=1)
+        more = f" (did you mean {hint[0]!r}?)" if hint else \
+            f"; its parameters: {', '.join(known) or 'none'}"
+        raise ConfigError(f"{spec.label}: space key {key}: {name} has no parameter {param!r}"
+                          + more)
 
 
 def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) -> StrategyRun:
@@ -124,19 +168,22 @@ def _remembered(name: str, inputs: tuple, compute: Any) -> Any:
     return value
 
 
-def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[Any, bool]:
+def walk_forward(cfg: Config, market: MarketData, cache: Path | None,
+                 store: ModelStore | None = None) -> tuple[Any, bool]:
     """The walk-forward forecasts for ``cfg``, reused from ``cache`` when another trial
     had the same model, schedule and data (strategy-only changes train nothing).
 
     The trial that trains holds ``<key>.lock`` meanwhile; trials wanting the same
     forecasts wait for its ``<key>.pkl`` instead of training the same model again. A lock
     left by a killed sweep is removed when the sweep starts again (``clear_locks``).
+    With a ``store`` (the config's model store), folds a backtest or an earlier sweep
+    fitted are loaded from it, and folds fitted here are put in it, as a backtest does.
 
     Returns:
         ``(WalkForwardResult, reused)``.
     """
     if cache is None:
-        return fit_forecasters(cfg, market.frames), False
+        return fit_forecasters(cfg, market.frames, store=store), False
     cache.mkdir(parents=True, exist_ok=True)
     key = forecast_key(cfg, market)
     path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
@@ -153,7 +200,7 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
         except FileExistsError:
             time.sleep(1.0)  # another trial is training this very model
     try:
-        wf = fit_forecasters(cfg, market.frames)
+        wf = fit_forecasters(cfg, market.frames, store=store)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(wf))
         tmp.replace(path)
@@ -181,8 +228,8 @@ def clear_locks(cache: Path) -> None:
 
 
 def score(cfg: Config, market: MarketData, objective: Objective,
-          cache: Path | None = None,
-          fast: bool = False) -> tuple[dict[str, Any], StrategyRun, Any]:
+          cache: Path | None = None, fast: bool = False,
+          store: ModelStore | None = None) -> tuple[dict[str, Any], StrategyRun, Any]:
     """Walk forward and backtest ``cfg`` on ``market``; the objective's metrics and run.
 
     Args:
@@ -194,12 +241,15 @@ def score(cfg: Config, market: MarketData, objective: Objective,
         fast: Trade the objective strategy on the numba kernel (``engine.sweep.fast``)
             instead of backtrader; the run's round trips are then scored from the
             kernel's arrays, and it has no fill or round-trip records. Defaults to False.
+        store: The model store whose folds are reused (and where new ones go). Defaults
+            to None (train every fold, store nothing).
 
     Returns:
         ``(metrics, the objective's run, the walk-forward result)``; ``metrics`` has
-        ``forecasts_reused`` too.
+        ``forecasts_reused``, ``folds_trained`` and ``folds_reused`` (from the model
+        store) too; both are 0 when the forecasts came from another trial.
     """
-    wf, reused = walk_forward(cfg, market, cache)
+    wf, reused = walk_forward(cfg, market, cache, store)
     if fast:
         run, kernel_run = fast_path.objective_run(cfg, market, wf, objective,
                                                   forecast_key(cfg, market))
@@ -216,11 +266,14 @@ def score(cfg: Config, market: MarketData, objective: Objective,
             "mse_ratio", (table, frame),
             lambda: forecast_metrics(table, frame["close"], target)["mse_ratio"])
     metrics["forecasts_reused"] = reused
+    metrics["folds_trained"] = 0 if reused else wf.folds_trained
+    metrics["folds_reused"] = 0 if reused else wf.folds_reused
     return metrics, run, wf
 
 
 def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective: Objective,
-              root: Path, fast: bool = False) -> dict[str, Any]:
+              root: Path, fast: bool = False,
+              store: ModelStore | None = None) -> dict[str, Any]:
     """Run one trial (or read its saved result) and return its result record.
 
     Args:
@@ -230,6 +283,7 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
         objective: The metric scored.
         root: The sweep's ``trials`` directory.
         fast: Run on the kernel (see ``score``). Defaults to False.
+        store: The config's model store (see ``score``). Defaults to None.
 
     Returns:
         ``{key, params, metrics, objective, error, node, seconds, finished}``.
@@ -242,8 +296,9 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
+        check_config(cfg, label=f"trial {params}")  # a TPE proposal may break a rule
         metrics, run, _ = score(cfg, market, objective, cache=root.parent / "forecasts",
-                                 fast=fast)
+                                 fast=fast, store=store)
         returns = run.equity.pct_change().iloc[1:].rename(key)
         value = metrics.get(objective.metric)
         error = None

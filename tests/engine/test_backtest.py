@@ -125,8 +125,12 @@ def test_html_report_is_self_contained(cli_run):
     _, out, _ = cli_run
     page = (out / "report.html").read_text()
     assert page.count('<img alt=') == 1  # folds.png; the rest is plotly
-    # markets, months, scatters, each symbol's gains against persistence
-    assert page.count('class="plotly-graph-div"') == 2 + 6 + 2 + 2
+    # markets, scatters, each symbol's gains against persistence
+    assert page.count('class="plotly-graph-div"') == 2 + 2 + 2
+    assert page.count('<table class="months"') == 6  # one per (strategy, symbol)
+    assert 'id="trade-table"' in page and 'id="trade-data"' in page
+    assert "plotly.js (basic - minified)" in page  # the small bundle, inlined
+    assert (out / "report.html").stat().st_size < 2_500_000
     assert "src=\"http" not in page and "src='http" not in page and "lstm_signal" in page
     assert (out / "comparison.md").read_text().startswith("| strategy | symbol |")
 
@@ -135,6 +139,13 @@ def test_summary_is_printed(cli_run):
     _, out, proc = cli_run
     assert "Forecast error (next close) beside persistence" in proc.stdout
     assert "buy_and_hold" in proc.stdout and f"Written to {out}/" in proc.stdout
+    # A 120-column terminal shows every line whole (but the run's paths); --wide has more.
+    lines = [line for line in proc.stdout.splitlines()
+             if not line.startswith(("Folds:", "Written to"))]
+    assert max(map(len, lines)) <= 120
+    assert "Not shown: " in proc.stdout and "--wide prints every column" in proc.stdout
+    for key in ("total_return", "sharpe", "max_drawdown", "final_equity", "mse_ratio"):
+        assert key in proc.stdout
 
 
 def test_persistence_mse_on_exactly_the_forecast_bars(cli_run, served):

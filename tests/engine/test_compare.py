@@ -53,6 +53,9 @@ def test_compare_table_flags_different_costs(two_runs, capsys):
     assert (table[table.run == "cheap"]["differs"] == "").all()
     assert list(table["total_return"]) == sorted(table["total_return"], reverse=True)
     assert "4 row(s) differ from the first run (cheap)" in printed
+    table_lines = printed.split("\n\n")[0].splitlines()
+    assert table_lines[0].split()[:4] == ["run", "strategy", "symbol", "total_return"]
+    assert "differs" in table_lines[0] and max(map(len, table_lines)) <= 120
     assert (out / "comparison.md").read_text().startswith("| run | strategy | symbol |")
     image = matplotlib.image.imread(out / "equity.png")
     assert image.shape[1] > 1000  # one panel per symbol

@@ -194,6 +194,48 @@ def test_run_forever_keeps_polling_through_failures(tmp_path, candles, caplog):
         assert waits == [30.0] * 3
 
 
+def test_a_new_state_is_written_after_its_first_candle(tmp_path, candles, caplog):
+    index = candles["BTC/USDT"].index
+    path = tmp_path / "new" / "state.sqlite"
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[239])
+        cfg = validate_config(config_dict(tmp_path, ex, **{**SIZES, "data": {"retries": 0}}))
+        state = PaperState.open(path)
+        seen = []
+
+        def sleep(seconds):  # what the folder holds while the trader waits between polls
+            seen.append(sorted(p.name for p in path.parent.iterdir()))
+
+        trader = PaperTrader(cfg, state, now_ms=lambda: ex.now_ms, sleep=sleep)
+        ex.inject("503", times=2)  # the first two polls cannot reach the exchange
+        with caplog.at_level("WARNING"):
+            trader.run_forever(max_polls=3)
+        state.close()
+    assert seen[:2] == [["state.sqlite.lock"]] * 2  # no state file before the first candle
+    assert "state.sqlite" in seen[2] and PaperState.open(path).meta()["last_processed"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert "trying again every 30s until it answers; Ctrl-C" in warnings[0]
+    assert "paper trading needs the exchange's live candles" in warnings[0]
+    assert "read candles from files" not in warnings[0]
+    assert warnings[1] == "the exchange is still unreachable (2 tries); next try in 30s; " \
+                          "Ctrl-C to stop"
+
+
+def test_unreachable_exchange_leaves_nothing_behind(tmp_path, candles):
+    with LoopbackExchange(candles) as ex:
+        url = ex.url
+    raw = config_dict(tmp_path, **SIZES)  # the loopback has stopped: nothing answers
+    raw["data"].update(api_url=url, retries=0)
+    config = write_config(tmp_path, raw)
+    state = tmp_path / "paper" / "deeper" / "state.sqlite"
+    code, _, err = finish(cli("run", config, "--once", "--state", state, "--no-progress"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "check the network or data.api_url: paper trading needs the exchange's live " \
+           "candles (data.csv is for backtests)" in err
+    assert not (tmp_path / "paper").exists()
+
+
 def test_exchange_gap_is_reported(tmp_path, candles, caplog):
     index = candles["BTC/USDT"].index
     holed = {s: f.drop(index[245]) for s, f in candles.items()}

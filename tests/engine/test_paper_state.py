@@ -14,7 +14,8 @@ import pytest
 from engine.cli import run_cli
 from engine.errors import StateError
 from engine.paper.__main__ import main
-from engine.paper.state import PaperState, backup_path, lock_path
+from engine.paper.locking import lock_path
+from engine.paper.state import PaperState, backup_path
 from tests.engine.test_paper import SIZES, closed_through, make_trader
 from tests.loopback import LoopbackExchange
 
@@ -165,5 +166,5 @@ def test_second_process_is_refused_at_start(tmp_path, candles_module):
         finally:
             first.kill()  # kill -9: the OS drops the lock of a killed process
             first.wait()
+    assert lock_path(state).exists()  # kill -9 left the file behind, but not the lock
     PaperState.open(state).close()
-    assert lock_path(state).exists()

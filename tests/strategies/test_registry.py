@@ -30,7 +30,9 @@ def test_a_new_module_in_the_package_is_a_new_strategy(tmp_path):
         registry.strategies.cache_clear()
         config = write_config(tmp_path, config_dict(
             tmp_path, strategies=[{"name": "zz_momentum", "lookback": 3}]))
-        assert load_config(config).strategies[0].params == {"lookback": 3}
+        cfg = load_config(config)
+        registry.check_config(cfg)
+        assert cfg.strategies[0].params == {"lookback": 3}
     finally:
         module.unlink()
         registry.strategies.cache_clear()
@@ -60,8 +62,10 @@ def test_a_new_module_in_the_package_is_a_new_strategy(tmp_path):
 ])
 def test_bad_strategy_specs_are_one_line(tmp_path, spec, message):
     config = write_config(tmp_path, config_dict(tmp_path, strategies=[spec]))
+    cfg = load_config(config)  # reading the config checks only the entries' shape
     with pytest.raises(ConfigError) as info:
-        load_config(config)
+        registry.check_config(cfg)
+    assert str(info.value).startswith(f"{config}: ")
     assert message in str(info.value)
 
 
@@ -69,7 +73,7 @@ def test_duplicate_strategy_is_refused(tmp_path):
     config = write_config(tmp_path, config_dict(tmp_path, strategies=["buy_and_hold",
                                                                       {"name": "buy_and_hold"}]))
     with pytest.raises(ConfigError, match=r"strategies\[1\] = 'buy_and_hold' is listed twice"):
-        load_config(config)
+        registry.check_config(load_config(config))
 
 
 def test_int_parameters_are_accepted_for_floats():
@@ -94,7 +98,7 @@ def test_a_broken_strategy_module_is_one_named_error(tmp_path):
         registry.strategies.cache_clear()
         with pytest.raises(ConfigError, match=r"zz_test_broken.py cannot be imported "
                                               r"\(SyntaxError"):
-            load_config(write_config(tmp_path, config_dict(tmp_path)))
+            registry.check_config(load_config(write_config(tmp_path, config_dict(tmp_path))))
     finally:
         module.unlink()
         registry.strategies.cache_clear()

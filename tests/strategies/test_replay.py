@@ -10,6 +10,7 @@ from engine.cli import run_cli
 from engine.config import BrokerConfig, validate_config
 from engine.errors import ConfigError
 from engine.simulation import simulate
+from strategies.registry import check_config
 from strategies.replay import Replay, read_targets
 from tests.conftest import config_dict, make_ohlcv, write_config
 
@@ -51,7 +52,7 @@ def test_bad_targets_file_is_one_line(tmp_path, text, message):
 
 def test_config_needs_a_path():
     with pytest.raises(ConfigError, match=r"strategies\[0\]\.path = '' must name a CSV"):
-        validate_config({"strategies": [{"name": "replay"}]})
+        check_config(validate_config({"strategies": [{"name": "replay"}]}))
 
 
 def test_one_time_with_two_targets_is_one_line(tmp_path):

@@ -11,6 +11,7 @@ from engine.errors import ConfigError
 from engine.simulation import PORTFOLIO, simulate
 from strategies.buy_and_hold import BuyAndHold
 from strategies.lstm_signal import LSTMSignal
+from strategies.registry import check_config
 from tests.conftest import config_dict, make_ohlcv
 
 BROKER = BrokerConfig(cash=10_000, commission=0.001, slippage=0.002)
@@ -82,10 +83,11 @@ def test_portfolio_config_errors_are_one_line(tmp_path):
                       strategies=[{"name": "buy_and_hold", "weights": {"SOL/USDT": 0.5}}])
     with pytest.raises(ConfigError, match=r"strategies\[0\].weights\[SOL/USDT\] = 0.5 is a "
                                           "weight for a symbol that is not traded"):
-        validate_config(bad)
+        check_config(validate_config(bad))  # strategies are checked where they are built
     over = config_dict(tmp_path, backtest={"portfolio": True}, strategies=[
         {"name": "buy_and_hold", "weights": {"BTC/USDT": 0.8, "ETH/USDT": 0.7}}])
     with pytest.raises(ConfigError, match="adds up to 1.5, more than broker.leverage = 1"):
-        validate_config(over)
+        check_config(validate_config(over))
     over["broker"] = {"leverage": 2}
+    check_config(validate_config(over))
     assert validate_config(over).broker.leverage == 2

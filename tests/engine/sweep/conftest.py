@@ -39,7 +39,8 @@ def write_candles(folder: Path, holdout_shock: float | None = None) -> dict[str,
 
 def sweep_dict(csv: dict[str, str], out: Path, **changes) -> dict:
     """A sweep over sma_cross's two lengths (2 x 2 grid) on the tiny base config."""
-    base = {"data": {"symbols": ["BTC/USDT", "ETH/USDT"], "start": "2020-01-01", "csv": csv},
+    base = {"data": {"symbols": ["BTC/USDT", "ETH/USDT"], "start": "2020-01-01", "csv": csv,
+                     "cache_dir": str(out.parent / "cache")},  # the model store: cache/models
             **TINY_BASE}
     sweep = {"base": base,
              "space": {"strategies.sma_cross.fast": [2, 4],

@@ -50,6 +50,8 @@ def test_a_trial_scores_the_same_on_the_kernel_and_on_backtrader(tmp_path_factor
     assert fast.keys() == slow.keys()
     assert fast.pop("forecasts_reused") is True  # the backtrader run just saved them
     slow.pop("forecasts_reused")
+    assert (fast.pop("folds_trained"), fast.pop("folds_reused")) == (0, 0)  # none touched
+    slow.pop("folds_trained"), slow.pop("folds_reused")  # where its forecasts came from
     for key, value in slow.items():
         if isinstance(value, float):
             assert fast[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

@@ -77,9 +77,30 @@ def test_unknown_key(tmp_path, csv, capsys):
     assert "space key model.unit is not a config key (did you mean 'model.units'?)" in err
 
 
-def test_unknown_strategy_parameter(tmp_path, csv):
+def test_unknown_strategy_parameter(tmp_path, csv, capsys):
+    from engine.sweep.trial import check_strategies
+
+    spec = _load(tmp_path, csv, space={"strategies.sma_cross.fats": [2]})  # imports no strategy
     with pytest.raises(ConfigError, match="sma_cross has no parameter 'fats'.*'fast'"):
-        _load(tmp_path, csv, space={"strategies.sma_cross.fats": [2]})
+        check_strategies(spec)
+    err = _cli_error(tmp_path, csv, capsys, space={"strategies.sma_cross.fats": [2]})
+    assert "space key strategies.sma_cross.fats: sma_cross has no parameter 'fats'" in err
+    assert not (tmp_path / "out").exists()  # refused before the sweep directory or the data
+
+
+def test_strategy_values_and_combinations_are_checked_before_the_data(tmp_path, csv):
+    from engine.sweep.trial import check_strategies
+
+    with pytest.raises(ConfigError, match=r"space.strategies.sma_cross.fast value 2.5 gives "
+                                          r"an invalid config: strategies\[0\].fast = 2.5 "
+                                          r"must be a int"):
+        check_strategies(_load(tmp_path, csv, space={"strategies.sma_cross.fast": [2, 2.5]}))
+    # each value fits the base config (slow 10, fast 3); one combination does not
+    with pytest.raises(ConfigError, match=r"trial \{'strategies.sma_cross.fast': 9, "
+                                          r"'strategies.sma_cross.slow': 8\}: "
+                                          r"strategies\[0\].slow = 8 must be greater than fast"):
+        check_strategies(_load(tmp_path, csv, space={"strategies.sma_cross.fast": [2, 9],
+                                                     "strategies.sma_cross.slow": [8]}))
 
 
 def test_empty_space(tmp_path, csv, capsys):
