@@ -158,7 +158,7 @@ def test_bad_input_is_one_line(frames, cfg):
         (lambda: make_env(cfg, "2020-03-01", "2020-03-03", market=frames),
          "holds 3 bars with a complete window, fewer than model.window_len = 5"),
         (lambda: make_env(validate_config(no_model), market=frames, use_forecast=True),
-         "needs a model: section"),
+         "needs a model: or forecasters: section"),
         (lambda: make_env(cfg, "not a date", market=frames), "is not a date"),
     ]
     for build, message in cases:
