@@ -24,6 +24,7 @@ from engine.folds import FoldPlan
 from engine.models_store import fold_key, rows_digest, windows_digest
 from models.features import Scaler, Windows, direction_scale, scaled, split_features, to_prices
 from models.kinds import warm_starts
+from models.runtime import runtime
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def fold_keys(frames: Mapping[str, pd.DataFrame], plans: list[FoldPlan], fc: Any
         shape = {"index": plan.index, "warm_start": warm,
                  "epochs": fold_epochs(fc, plan, wf) if warm_starts(fc.kind) else None}
         data = rows_digest(frames, columns, plan.train_start, plan.train_end)
-        keys.append(fold_key(settings, shape, data, keys[-1] if warm else None, _runtime()))
+        keys.append(fold_key(settings, shape, data, keys[-1] if warm else None, runtime()))
     return keys
 
 
@@ -111,12 +112,6 @@ def fold_epochs(fc: Any, plan: FoldPlan, wf: WalkForwardConfig) -> int:
     if not warm_starts(fc.kind):
         return 1
     return wf.finetune_epochs if wf.warm_start and plan.index > 0 else fc.epochs
-
-
-def _runtime() -> dict[str, str | None]:
-    from models.runtime import runtime  # no Keras import: see its docstring
-
-    return runtime()
 
 
 def next_bar_time(index: pd.DatetimeIndex, bar: int) -> pd.Timestamp:

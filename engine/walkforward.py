@@ -370,7 +370,7 @@ class _Walk:
             if key is not None:
                 self.store.link(key, "model.keras", path)
             else:
-                from models import lstm  # only here: linking a stored fold needs no Keras
+                from models import lstm  # defers Keras: a run linking stored folds never imports it
 
                 lstm.save(model.members[0], path, meta)
                 return
@@ -462,8 +462,8 @@ def load_fold(fc: Any, path: Path) -> Any:
     forecaster ``fc`` (an entry or a ``model:`` section)."""
     fc = as_forecasters(fc if isinstance(fc, ModelConfig) else [fc])[0][0]
     if path.suffix == ".keras":  # the layout of a model: section: one file, one member
-        from models import lstm
-        from models.neural import NeuralModel
+        from models import lstm  # defers Keras (and its backend) to a fold being loaded
+        from models.neural import NeuralModel  # Keras too
 
         return NeuralModel(fc, [lstm.load(path)])
     return model_class(fc.kind).load(fc, path)

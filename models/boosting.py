@@ -15,6 +15,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from models.kinds import member_seed
+
 
 class LightGBMModel:
     """One fold of a LightGBM forecaster: boosters[member][symbol]."""
@@ -40,7 +42,6 @@ class LightGBMModel:
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, fold: int, epochs: int) -> float:
         """Fit a booster per member and symbol; returns the members' training MSE."""
-        from models.neural import member_seed  # the seeding rule every kind shares
 
         flat = X.reshape(len(X), -1).astype("float64")
         self.boosters = []

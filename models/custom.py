@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from models.kinds import member_seed
 from models.protocol import load_class
 
 
@@ -37,7 +38,6 @@ class CustomModel:
         return cls(cfg)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, fold: int, epochs: int) -> float:
-        from models.neural import member_seed  # the seeding rule every kind shares
 
         user = load_class(self.cfg.class_)
         self.members = []

@@ -27,6 +27,15 @@ def model_class(kind: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+MEMBER_STRIDE = 1000  # member j's seed is seed + 1000 j: far from every fold offset
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The base seed of member ``member`` of a forecaster with several seeds (member 0 uses
+    the forecaster's own seed); the rule every kind shares."""
+    return seed + MEMBER_STRIDE * member
+
+
 def warm_starts(kind: str) -> bool:
     """Whether folds of ``kind`` continue from the previous fold (known without imports)."""
     return kind in NEURAL

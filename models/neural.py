@@ -23,14 +23,8 @@ from typing import Any
 import numpy as np
 
 from models import lstm
+from models.kinds import member_seed
 from models.lstm import keras
-
-MEMBER_STRIDE = 1000  # member j's seed is seed + 1000 j: far from every fold offset
-
-
-def member_seed(seed: int, member: int) -> int:
-    """The base seed of member ``member`` (member 0 uses the forecaster's own seed)."""
-    return seed + MEMBER_STRIDE * member
 
 
 @keras.saving.register_keras_serializable(package="engine")

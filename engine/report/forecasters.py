@@ -128,7 +128,7 @@ def spa(runs: Sequence[Any]) -> dict[str, Any]:
 def verdicts(report: Mapping[str, Any]) -> list[str]:
     """One sentence per symbol: the best forecaster, and whether anything beats
     persistence at 5% (one-sided Diebold-Mariano, Holm-adjusted over the forecasters)."""
-    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.multitest import multipletests  # defers statsmodels (slow to import)
 
     lines = []
     for symbol, entry in report.get("forecast_comparison", {}).items():

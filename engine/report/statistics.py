@@ -119,7 +119,7 @@ def diebold_mariano_matrix(errors: pd.DataFrame) -> dict[str, dict[str, dict[str
         two-sided, ``p_holm`` the same after Holm's correction over all distinct pairs.
         Diagonal entries are omitted.
     """
-    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.multitest import multipletests  # defers statsmodels (slow to import)
 
     names = list(errors.columns)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
@@ -151,7 +151,7 @@ def model_confidence_set(losses: pd.DataFrame, size: float = 0.10) -> dict[str, 
         ``{included: [...], pvalues: {name: p}, size}``: the names in the set (in column
         order) and each forecaster's MCS p-value (it is in the set when p >= size).
     """
-    from arch.bootstrap import MCS
+    from arch.bootstrap import MCS  # defers arch and statsmodels
 
     mcs = MCS(losses, size=size, reps=BOOTSTRAP_REPS, method="R", bootstrap="stationary",
               seed=BOOTSTRAP_SEED)
@@ -177,7 +177,7 @@ def superior_predictive_ability(benchmark: pd.Series, strategies: pd.DataFrame) 
         ``{best, best_mean_return, benchmark_mean_return, p_value, p_value_lower,
         p_value_upper, n}``; ``p_value`` is the consistent p-value (arch's ``SPA``).
     """
-    from arch.bootstrap import SPA
+    from arch.bootstrap import SPA  # defers arch and statsmodels
 
     spa = SPA(-benchmark, -strategies, reps=BOOTSTRAP_REPS, bootstrap="stationary",
               studentize=True, seed=BOOTSTRAP_SEED)

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.address:
         check_address(args.address, args.connect_timeout)
     from engine.sweep.runner import run_sweep  # defers Ray (sweep extra) until the checks pass
-    from engine.sweep.trial import check_strategies
+    from engine.sweep.trial import check_strategies  # Ray and backtrader: after the checks
 
     spec = load_sweep(args.config, args.output)
     check_strategies(spec)

@@ -369,9 +369,7 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> SweepS
         sweep = SweepFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe_sweep(exc)}") from None
-    from strategies.registry import name_forecasters
-
-    base = name_forecasters(_load_base(sweep.base, label))
+    base = _load_base(sweep.base, label)
     out = Path(output_dir or sweep.output_dir or f"runs/{path.stem}")
     try:
         _check_space(sweep, base)

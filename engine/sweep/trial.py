@@ -33,13 +33,19 @@ from engine.data import MarketData
 from engine.errors import ConfigError, EngineError
 from engine.execution import PORTFOLIO, StrategyRun
 from engine.models_store import ModelStore
-from engine.pipeline import run_strategies
+from engine.pipeline import forecasters_needed, run_strategies
 from engine.pipeline import walk_forward as fit_forecasters
 from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.sweep import fast as fast_path
 from engine.sweep.spec import Objective, Range, SweepSpec, strategy_of_key, trial_key
 from engine.timeframes import periods_per_year
-from strategies.registry import check_config, get_strategy, spec_label, user_params
+from strategies.registry import (
+    check_config,
+    get_strategy,
+    name_forecasters,
+    spec_label,
+    user_params,
+)
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -66,7 +72,9 @@ def check_strategies(spec: SweepSpec) -> None:
     Reading a sweep file imports no strategy (``engine.sweep.spec``); this checks the
     base config's strategies, that each ``strategies.NAME.PARAM`` key names a parameter,
     each listed value (a range's ends) and, for grid and random search, every trial's
-    parameter set.
+    parameter set. With several forecasters, it then names in ``spec.base`` the one each
+    strategy reads by default (``strategies.registry.name_forecasters``), as a backtest
+    does, so trials label their runs alike.
 
     Raises:
         ConfigError: One line naming the sweep file (or base config), the key and the value.
@@ -89,6 +97,7 @@ def check_strategies(spec: SweepSpec) -> None:
     if spec.raw.search != "tpe" and combined:
         for params in spec.points():
             check_config(spec.trial_config(params), label=f"{spec.label}: trial {params}")
+    spec.base = name_forecasters(base)
 
 
 def _check_parameter(spec: SweepSpec, key: str) -> None:
@@ -120,8 +129,6 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
 def forecast_identity(cfg: Config) -> list[Any]:
     """What decides a config's forecasts besides the data: the forecasters it fits (see
     ``engine.pipeline.forecasters_needed``), the longest window and the re-fit schedule."""
-    from engine.pipeline import forecasters_needed
-
     needed = forecasters_needed(cfg)
     return [[f.model_dump(mode="json", by_alias=True) for f in cfg.forecaster_configs
              if f.name in needed], max(f.window_len for f in cfg.forecaster_configs),
