@@ -2,9 +2,9 @@
 
     python bench/forecasters_wall_time.py
 
-Runs ``python -m engine.backtest configs/forecasters.yaml`` (candles from the real CSV
-files) twice in subprocesses with one fresh model store: first with every fold of the five
-forecasters trained (the goal: under 15 minutes on a 2-core CPU), then again unchanged,
+Runs ``python -m engine.backtest configs/forecasters.yaml`` (candles from the daily CSV
+files in ``csv/`` or ``ENGINE_BENCH_DATA``) twice in subprocesses with one fresh model
+store: first with every fold of the five forecasters trained (the goal: under 15 minutes on a 2-core CPU), then again unchanged,
 when every fold and forecast comes from the store (the goal: seconds). Prints both wall
 times, each forecaster's training time and forecast error beside persistence, the
 summary's sentences, and ends with one JSON line.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import DATA, REPO, machine
+from _common import REPO, csv_files, machine
 
 
 def backtest(raw: dict, tmp: Path, name: str) -> tuple[float, dict, str]:
@@ -39,8 +39,7 @@ def backtest(raw: dict, tmp: Path, name: str) -> tuple[float, dict, str]:
 
 def main() -> None:
     raw = yaml.safe_load((REPO / "configs" / "forecasters.yaml").read_text())
-    raw["data"]["csv"] = {s: str(DATA / f"{s.replace('/', '-')}_1d.csv")
-                          for s in raw["data"]["symbols"]}
+    raw["data"]["csv"] = csv_files(raw["data"]["symbols"])
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         raw["data"]["cache_dir"] = str(Path(tmp) / "cache")  # an empty model store
