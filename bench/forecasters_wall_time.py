@@ -4,8 +4,9 @@
 
 Runs ``python -m engine.backtest configs/forecasters.yaml`` (candles from the daily CSV
 files in ``csv/`` or ``ENGINE_BENCH_DATA``) twice in subprocesses with one fresh model
-store: first with every fold of the five forecasters trained (the goal: under 15 minutes on a 2-core CPU), then again unchanged,
-when every fold and forecast comes from the store (the goal: seconds). Prints both wall
+store: first with every fold of the five forecasters trained (the goal: under 15 minutes
+on a 2-core CPU), then again unchanged, when every fold and forecast comes from the store
+(the goal: seconds). Prints both wall
 times, each forecaster's training time and forecast error beside persistence, the
 summary's sentences, and ends with one JSON line.
 """
