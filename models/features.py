@@ -158,7 +158,7 @@ def calendar_matrix(index: pd.DatetimeIndex, calendar: Sequence[str]) -> np.ndar
     columns = []
     for name in calendar:
         phase = (index.hour + index.minute / 60) / 24 if name == "hour" else \
-            (index.dayofweek + index.hour / 24) / 7
+            (index.day_of_week + index.hour / 24) / 7
         angle = 2 * np.pi * np.asarray(phase, dtype="float64")
         columns += [np.sin(angle), np.cos(angle)]
     return np.column_stack(columns) if columns else np.empty((len(index), 0))
