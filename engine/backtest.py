@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ def summary(result: RunResult, wide: bool = False) -> str:
         FORECAST_PRIORITY,
         LAB_PRIORITY,
         TRADING_PRIORITY,
+        WIDTH,
         console_table,
         fit_table,
         left_out,
@@ -81,10 +83,10 @@ def summary(result: RunResult, wide: bool = False) -> str:
     if hidden and not wide:
         lines += [not_shown(list(dict.fromkeys(hidden)), "report.json and report.html"), ""]
     spa = report.get("spa", {})
-    lines += [f"{account}: does any strategy beat {e['benchmark']}? SPA p-value "
-              f"{e['p_value']:.2f} (the best: {e['best']}; a small p-value says yes, beyond "
-              "data snooping)" for account, e in spa.items()]
-    lines += verdicts(report)
+    sentences = [f"{account}: does any strategy beat {e['benchmark']}? SPA p-value "
+                 f"{e['p_value']:.2f} (the best: {e['best']}; a small p-value says yes, "
+                 "beyond data snooping)" for account, e in spa.items()] + verdicts(report)
+    lines += [textwrap.fill(s, WIDTH, subsequent_indent="  ") for s in sentences]
     if spa or report.get("forecast_comparison"):
         lines.append("")
     lines.append(f"Written to {result.output_dir}/")
