@@ -73,7 +73,7 @@ def main() -> None:
           + ")")
     print(f"again, unchanged: {second:.1f} s wall ({figures['second_folds_reused']} folds "
           f"reused; device: {figures['second_device']})")
-    print("\n".join(line for line in summary.splitlines()
+    print("\n".join(line for line in summary.replace("\n  ", " ").splitlines()
                     if "the best forecaster is" in line or "SPA p-value" in line))
     print(json.dumps(figures))
 

@@ -111,8 +111,10 @@ def test_predictions_name_their_forecaster(lab_run):
 def test_summary_and_page_show_the_comparison(lab_run):
     out, proc = lab_run
     assert "Forecasters on one scale" in proc.stdout
-    last = proc.stdout.strip().splitlines()
-    sentences = [line for line in last if "the best forecaster is" in line]
+    assert max(len(line) for line in proc.stdout.splitlines()
+               if not line.startswith(("Folds:", "Written to"))) <= 120
+    flat = proc.stdout.replace("\n  ", " ").strip().splitlines()  # long sentences wrap
+    sentences = [line for line in flat if "the best forecaster is" in line]
     assert [s.split(":")[0] for s in sentences] == ["BTC/USDT", "ETH/USDT"]
     assert "persistence at 5% (Diebold-Mariano, Holm-adjusted)." in sentences[0]
     assert "SPA p-value" in proc.stdout
