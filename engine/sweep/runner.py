@@ -184,7 +184,7 @@ def choose(spec: SweepSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
 def holdout_result(spec: SweepSpec, split: Split, best: dict[str, Any]) -> dict[str, Any]:
     """Run the chosen config once over all the data; score only the holdout bars."""
     cfg = spec.trial_config(best["params"])
-    _, run, wf = trials.score(cfg, split.full, spec.objective)
+    _, run, wf = trials.score(cfg, split.full, spec.objective, store=spec.model_store)
     start = split.holdout_start
     before = run.equity.index[run.equity.index < start]
     first = before[-1] if len(before) else start  # returns from the last selection close on
