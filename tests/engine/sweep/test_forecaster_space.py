@@ -16,12 +16,12 @@ FORECASTERS = [{"name": "ridge", "kind": "linear", "features": ["close", "return
                 "epochs": 1}]
 
 
-def _sweep(tmp_path, space, **changes):
+def _sweep(tmp_path, space, reads="ridge", **changes):
     csv = write_candles(tmp_path / "data")
     raw = sweep_dict(csv, tmp_path / "out", space=space, **changes)
     raw["base"].pop("model")
     raw["base"]["forecasters"] = FORECASTERS
-    raw["base"]["strategies"] = [{"name": "lstm_signal", "forecaster": "ridge"},
+    raw["base"]["strategies"] = [{"name": "lstm_signal", "forecaster": reads},
                                  {"name": "sma_cross", "fast": 3, "slow": 10}]
     raw["objective"] = {"metric": "sharpe", "strategy": "lstm_signal"}
     return load_sweep(write_sweep(tmp_path / "sweep.yaml", raw))
@@ -55,6 +55,23 @@ def test_a_trial_scores_the_forecaster_its_strategy_reads(tmp_path):
     assert list(wf.by_name) == ["ridge", "net"]  # listed forecasters are all fit
     assert run.label == "lstm_signal(forecaster=ridge)"
     assert metrics["mse_ratio"] is not None and metrics["mse_ratio"] > 0
+
+
+def test_the_fast_path_trades_the_forecaster_its_strategy_reads(tmp_path):
+    # The objective strategy reads the second forecaster: the kernel must trade its
+    # forecasts, exactly as backtrader does, not the first forecaster's.
+    spec = _sweep(tmp_path, {"strategies.lstm_signal.entry": [0.0, 0.001]}, reads="net")
+    assert uses_fast_path(spec)
+    from engine.data import load_market_data
+    from engine.sweep.runner import split_market
+
+    split = split_market(spec, load_market_data(spec.base.data, progress=False))
+    cfg = spec.trial_config(spec.points()[0])
+    fast, _, _ = score(cfg, split.selection, spec.objective, fast=True)
+    slow, run, _ = score(cfg, split.selection, spec.objective)
+    assert run.label.startswith("lstm_signal(forecaster=net") and slow["n_trades"] > 0
+    for key in ("total_return", "final_equity", "fees_paid", "n_trades", "mse_ratio"):
+        assert fast[key] == pytest.approx(slow[key], rel=1e-9), key
 
 
 @pytest.mark.parametrize(("key", "expected"), [
