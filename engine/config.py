@@ -423,6 +423,9 @@ class BrokerConfig(_Section):
     commission: SmallRate = 0.001  # fee per fill, fraction of the traded value (0.001 = 0.1%)
     slippage: SmallRate = 0.0005  # adverse price move per fill, fraction of the price
     leverage: Annotated[Float, Field(ge=1, le=10)] = 1.0  # largest sum of |target weights|
+    # yearly simple interest on borrowed coins (shorts) and negative cash, charged per bar
+    # at each close; 0 = borrowing is free; at most 1 (100% a year)
+    borrow_rate: Fraction = 0.0
 
 
 class PaperConfig(_Section):

@@ -1,10 +1,10 @@
 """The sweep kernel: one account trading one symbol, compiled with numba.
 
 The kernel is the bar loop of ``Account.rebalance`` for a single symbol (order, sells
-first, affordability, fill, position move, equity at each close); every rule it applies is
-a function of ``engine.execution.rules`` (or of the cost model's class) compiled with
-numba, the very functions ``CostModel`` and ``Account`` call. So its results are the
-backtrader driver's (``engine.simulation.simulate``) to 1e-9;
+first, affordability, fill, position move; borrow interest and equity at each close);
+every rule it applies is a function of ``engine.execution.rules`` (or of the cost
+model's class) compiled with numba, the very functions ``CostModel`` and ``Account``
+call. So its results are the backtrader driver's (``engine.simulation.simulate``) to 1e-9;
 ``tests/engine/execution/test_kernel.py`` pins that for every strategy offering an array
 form. A cost model with other cost rules gets its own compiled loop (``bar_loop``).
 
@@ -40,6 +40,8 @@ _buy_budget = njit(rules.buy_budget)
 _affordable_scale = njit(rules.affordable_scale)
 _move = njit(rules.move)
 _round_trip_pnl = njit(rules.round_trip_pnl)
+_coin_interest = njit(rules.coin_interest)
+_cash_interest = njit(rules.cash_interest)
 _LOOPS: dict[type, object] = {}  # cost model class -> its compiled bar loop
 _DUST = rules.DUST
 
@@ -65,6 +67,7 @@ class KernelRun(NamedTuple):
     equity: np.ndarray  # account equity at each close from ``start``
     position: np.ndarray  # units held at each close from ``start``
     fees: float
+    borrow: float  # borrow interest paid
     fill_bar: np.ndarray  # bar number of each fill (int)
     fill_delta: np.ndarray  # units bought (> 0) or sold (< 0)
     fill_price: np.ndarray
@@ -169,7 +172,7 @@ def _loop_over(order, fill_price, fee):
     """The compiled bar loop over the order step and these cost rules."""
 
     @njit
-    def loop(open_, high, low, close, weights, start, cash, rates, leverage):
+    def loop(open_, high, low, close, weights, start, cash, rates, leverage, borrow_rate):
         n = close.shape[0]
         equity = np.empty(n - start)
         position = np.empty(n - start)
@@ -178,7 +181,7 @@ def _loop_over(order, fill_price, fee):
         trades_i = np.empty((2, n + 1), np.int64)  # entry bar, exit bar
         trades_f = np.empty((5, n + 1))  # size, entry price, exit price, pnl, fees
         n_fills = n_trades = 0
-        held = entry_price = entry_fees = fees = 0.0
+        held = entry_price = entry_fees = fees = borrow = 0.0
         opened_bar = -1
         pending = np.nan
         for t in range(n):
@@ -202,6 +205,11 @@ def _loop_over(order, fill_price, fee):
                     n_trades += 1
                     opened_bar = -1 if closed == before else opened_bar
                 opened_bar = t if held != 0 and opened_bar < 0 else opened_bar
+            if borrow_rate != 0:  # Account.accrue: the bar's interest at its close
+                interest = (_coin_interest(held, close[t], borrow_rate)
+                            + _cash_interest(cash, borrow_rate))
+                cash -= interest
+                borrow += interest
             pending = np.nan
             if t >= start:
                 weight = weights[t, FLAT if held == 0 else (LONG if held > 0 else SHORT)]
@@ -214,7 +222,7 @@ def _loop_over(order, fill_price, fee):
             _record_trip(trades_i, trades_f, n_trades, opened_bar, n - 1, held, entry_price,
                          close[n - 1], entry_fees, 0.0)
             n_trades += 1
-        return (equity, position, fees, fills_i[:n_fills], fills_f[0, :n_fills],
+        return (equity, position, fees, borrow, fills_i[:n_fills], fills_f[0, :n_fills],
                 fills_f[1, :n_fills], fills_f[2, :n_fills], trades_i[0, :n_trades],
                 trades_i[1, :n_trades], trades_f[0, :n_trades], trades_f[1, :n_trades],
                 trades_f[2, :n_trades], trades_f[3, :n_trades], trades_f[4, :n_trades],
@@ -224,7 +232,7 @@ def _loop_over(order, fill_price, fee):
 
 
 def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostModel,
-        leverage: float = 1.0) -> KernelRun:
+        leverage: float = 1.0, borrow_per_bar: float = 0.0) -> KernelRun:
     """Trade ``weights`` over ``bars``, as ``simulate`` does for one symbol.
 
     Args:
@@ -234,10 +242,12 @@ def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostM
         cash: Starting cash.
         costs: The cost model (its class's cost rules are compiled).
         leverage: ``broker.leverage``.
+        borrow_per_bar: Borrow interest per bar (``account.borrow_per_bar``).
     """
     return KernelRun(*bar_loop(costs)(
         bars.open, bars.high, bars.low, bars.close, np.ascontiguousarray(weights, "float64"),
-        int(start), float(cash), tuple(map(float, costs.rates)), float(leverage)))
+        int(start), float(cash), tuple(map(float, costs.rates)), float(leverage),
+        float(borrow_per_bar)))
 
 
 def warm_up(costs: CostModel | None = None) -> None:

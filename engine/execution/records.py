@@ -78,6 +78,7 @@ class StrategyRun:
     fees: float = 0.0
     pending: tuple[dict[str, float], bool] | None = None  # decided at the last bar, unfilled
     contributions: dict[str, dict[str, float]] = field(default_factory=dict)  # per symbol
+    borrow: float = 0.0  # borrow interest paid
 
     @property
     def symbols(self) -> list[str]:
