@@ -134,7 +134,7 @@ def test_wide_table_keeps_its_first_column_and_says_it_scrolls(small_run):
 def test_round_trip_table_sorts_and_filters(small_run):
     sync_playwright = _browser_or_skip()
     run = small_run.runs[0]
-    pnls = sorted((t["pnl"] for t in run.trades), reverse=True)
+    pnls = sorted((t.pnl for t in run.trades), reverse=True)
     with sync_playwright() as p:
         browser, page, _, errors = _open(p, small_run.output_dir / "report.html", 1200)
         try:
@@ -159,7 +159,7 @@ def test_round_trip_table_sorts_and_filters(small_run):
     assert "expectancy" in stats and "best" in stats and "worst" in stats and "held" in stats
     assert float(top.replace(",", "")) == pytest.approx(pnls[0], abs=0.01)
     assert winners == sum(p > 0 for p in pnls)
-    assert shorts == sum(t["side"] == "short" for t in run.trades)
+    assert shorts == sum(t.side == "short" for t in run.trades)
     assert last == len(small_run.runs[-1].trades)
 
 
