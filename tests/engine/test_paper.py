@@ -136,6 +136,35 @@ def test_portfolio_paper_trades_equal_the_backtest(tmp_path, candles, spec):
     np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
 
 
+def test_paper_pays_the_backtests_borrow_interest_on_shorts(tmp_path, candles):
+    """With broker.borrow_rate the paper account charges each candle's interest at its
+    close, in the state, as the backtest does: same equity, same interest per symbol."""
+    index = candles["BTC/USDT"].index
+    spec = {"name": "sma_cross", "fast": 2, "slow": 6, "short": True}
+    broker = {"borrow_rate": 0.5}
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[229])
+        trader, state = make_trader(tmp_path, ex, strategies=[spec], broker=broker)
+        trader.run_once()
+        for last in (240, 241, 279):
+            closed_through(ex, index[last])
+            trader.run_once()
+        paper_candles, accounts = state.table("candles"), state.accounts()
+        text, _ = status_text(state)
+    cfg = trader.cfg
+    params = {k: v for k, v in spec.items() if k != "name"}
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        run = simulate({symbol: candles[symbol]}, get_strategy("sma_cross"), params,
+                       cfg.broker, trade_start=index[229], timeframe=cfg.data.timeframe)
+        equity = paper_candles[paper_candles["symbol"] == symbol]["equity"].to_numpy()
+        np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
+        assert run.borrow > 0 and (run.position[symbol] < 0).any()
+        assert accounts[symbol]["borrow"] == pytest.approx(run.borrow, rel=1e-9)
+        assert accounts[symbol]["borrow_by_symbol"][symbol] == pytest.approx(
+            run.contributions[symbol]["borrow"], rel=1e-9)
+    assert "borrow_paid" in text
+
+
 def test_state_made_with_another_config_is_refused(tmp_path, candles):
     with LoopbackExchange(candles) as ex:
         closed_through(ex, candles["BTC/USDT"].index[239])

@@ -132,14 +132,19 @@ def test_no_lookahead_observation_ignores_later_bars(frames, cfg, walkforward):
 
 
 def test_replay_of_random_actions_matches_the_backtest(tmp_path, frames, walkforward):
+    borrowing = {"commission": 0.001, "slippage": 0.0005, "borrow_rate": 0.4, "leverage": 2.0}
     for space, raw in (("short_flat_long", raw_config()),
                        ("continuous", raw_config(backtest={"symbols": ["BTC/USDT", "ETH/USDT"],
-                                                           "portfolio": True}))):
+                                                           "portfolio": True})),
+                       ("short_flat_long", raw_config(broker=borrowing)),
+                       ("continuous", raw_config(backtest={"symbols": ["BTC/USDT", "ETH/USDT"],
+                                                           "portfolio": True},
+                                                 broker=borrowing))):
         cfg = validate_config(raw)
         env = make_env(cfg, market=frames, walkforward=walkforward, use_forecast=True,
                        action_space=space)
         _, _, infos = play(env, seed=0)
-        path = write_targets(infos, tmp_path / f"{space}.csv")
+        path = write_targets(infos, tmp_path / f"{space}{cfg.broker.borrow_rate}.csv")
         replayed = validate_config({**raw, "strategies": [{"name": "replay",
                                                            "path": str(path)}]})
         market = MarketData(frames, {})
@@ -148,6 +153,7 @@ def test_replay_of_random_actions_matches_the_backtest(tmp_path, frames, walkfor
         assert [i["time"] for i in infos] == [t.isoformat() for t in run.equity.index]
         np.testing.assert_allclose(run.equity.to_numpy(), env_equity, rtol=1e-9, atol=0)
         assert len(run.fills) > 10  # the actions did trade
+        assert (run.borrow > 0) == bool(cfg.broker.borrow_rate)  # shorts paid their interest
 
 
 def test_bad_input_is_one_line(frames, cfg):
