@@ -184,6 +184,8 @@ class DataConfig(_Section):
     cache_dir: Path = Path("cache")  # downloaded candles, one Parquet file per market
     model_store: Path | None = None  # fitted fold models, reused by runs; None = cache_dir/models
     csv: dict[Symbol, Path] = {}  # {symbol: CSV path} read instead of the exchange
+    market: Literal["spot", "perp"] = "spot"  # perp: perpetual futures, which pay funding
+    funding_csv: dict[Symbol, Path] = {}  # {symbol: timestamp,rate CSV} funding of a perp
     api_url: Annotated[str, AfterValidator(_check_url)] | None = None  # base URL for all REST calls
     exchange_options: dict[str, Any] = {}  # extra ccxt constructor options (timeout, options, ...)
     gap_policy: Literal["fill", "refuse"] = "fill"  # missing candles: flat fill or stop
@@ -206,11 +208,27 @@ class DataConfig(_Section):
             raise InvalidKey(("end",), self.end, f"is before data.start ({self.start})")
         if self.start > dt.datetime.now(dt.timezone.utc).date():
             raise InvalidKey(("start",), self.start, "is in the future")
-        for symbol in self.csv:
-            if symbol not in self.symbols:
-                raise InvalidKey(("csv", symbol), str(self.csv[symbol]),
-                                f"names a symbol that is not in data.symbols {list(self.symbols)}")
+        for key in ("csv", "funding_csv"):
+            for symbol, path in getattr(self, key).items():
+                if symbol not in self.symbols:
+                    raise InvalidKey((key, symbol), str(path), "names a symbol that is not in "
+                                     f"data.symbols {list(self.symbols)}")
+        self._check_market()
         return self
+
+    def _check_market(self) -> None:
+        if self.funding_csv and self.market != "perp":
+            symbol = next(iter(self.funding_csv))
+            raise InvalidKey(("funding_csv", symbol), str(self.funding_csv[symbol]),
+                             "is funding of a perpetual future: set data.market: perp, or "
+                             "remove data.funding_csv")
+        if self.market == "perp":
+            for symbol in self.symbols:
+                if symbol not in self.csv or symbol not in self.funding_csv:
+                    raise InvalidKey(("market",), "perp", f"reads {symbol}'s perpetual "
+                                     "candles and funding rates from files: give both "
+                                     f"data.csv[{symbol}] and data.funding_csv[{symbol}] "
+                                     "(the exchange's perpetual markets are not read yet)")
 
 
 class ModelConfig(_Section):

@@ -34,7 +34,7 @@ from engine.execution import (
     contributions,
     make_account,
 )
-from engine.execution.records import in_utc
+from engine.execution.records import FUNDING, in_utc
 from strategies.base import TargetStrategy
 
 
@@ -45,9 +45,11 @@ class CoreBroker(bt.BrokerBase):
         account: The account to trade.
         fill: Fill decisions at the next open. False only records decisions (paper
             trading's replay of the decision bar). Defaults to True.
+        funding: Per symbol, the perpetual funding rate summed over each bar (by bar
+            number), paid at each close; None for spot markets.
     """
 
-    params = (("account", None), ("fill", True))
+    params = (("account", None), ("fill", True), ("funding", None))
 
     def __init__(self):
         super().__init__()
@@ -90,8 +92,9 @@ class CoreBroker(bt.BrokerBase):
         self.pending = (weights, resize, decided_at)
 
     def next(self):
-        """A new bar: fill at its open what the previous close decided, then charge the
-        bar's borrow interest at its close (before the strategy and the recorder read it)."""
+        """A new bar: fill at its open what the previous close decided, then pay the bar's
+        funding and borrow interest at its close (before the strategy and the recorder
+        read it)."""
         pending, self.pending = self.pending, None
         if not self.p.fill:
             return
@@ -105,6 +108,10 @@ class CoreBroker(bt.BrokerBase):
             self.fills += fills
             self.trades += trades
             self._sync_positions()
+        if self.p.funding:
+            bar = len(next(iter(self._datas.values()))) - 1
+            self.account.fund({s: d.open[0] for s, d in self._datas.items()},
+                              {s: rates[bar] for s, rates in self.p.funding.items()})
         if self.account.borrow_per_bar:
             self.account.accrue({s: d.close[0] for s, d in self._datas.items()})
 
@@ -179,7 +186,9 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
     """
     account = account if account is not None else make_account(broker, timeframe)
     cerebro = bt.Cerebro(stdstats=False)
-    core = CoreBroker(account=account, fill=fill)
+    funding = {s: f[FUNDING].to_numpy("float64") for s, f in frames.items()
+               if FUNDING in f.columns}
+    core = CoreBroker(account=account, fill=fill, funding=funding or None)
     cerebro.setbroker(core)
     for symbol, frame in frames.items():
         cerebro.adddata(feed(frame, symbol))
@@ -201,7 +210,7 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
     return StrategyRun(label or strategy.name, symbols[0] if len(symbols) == 1 else PORTFOLIO,
                        pd.Series(rec.values, index, name="equity"), position, fills, trades,
                        account.fees, pending, contributions(account, position, last),
-                       borrow=account.borrow)
+                       borrow=account.borrow, funding=account.funding)
 
 
 def _last_bar(frames: Mapping[str, pd.DataFrame]) -> int:

@@ -3,7 +3,9 @@
 Each symbol is read from its CSV file when ``data.csv`` names one, otherwise from the
 exchange through ccxt with the on-disk cache in front (only missing candles are asked
 for). Every frame is then validated, gap-checked (filled or refused per
-``data.gap_policy``) and all symbols are aligned on their common timestamps.
+``data.gap_policy``) and all symbols are aligned on their common timestamps. A perpetual
+future (``data.market: perp``) also reads its funding rates (``data.funding_csv``) and
+gains their per-bar sums as the column ``funding_rate`` (``engine.data.funding``).
 
 Example:
     >>> market = load_market_data(load_config("configs/btc.yaml").data)
@@ -24,7 +26,9 @@ from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
 from engine.data.exchange import Downloader, make_exchange
+from engine.data.funding import per_bar, read_funding_csv
 from engine.data.retry import CSV_HINT
+from engine.execution.records import FUNDING
 from engine.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
@@ -65,6 +69,9 @@ class MarketData:
     requests: int = 0  # HTTP calls made to the exchange (0 when everything was cached)
     dropped_by_alignment: int = 0
     timeframe: str = "1d"
+    # perpetual futures (data.market: perp): each symbol's funding rates by funding time;
+    # their per-bar sums are the frames' FUNDING column
+    funding: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -123,7 +130,13 @@ class MarketDataLoader:
                 symbol, source, len(frame), frame.index[0] if len(frame) else None,
                 frame.index[-1] if len(frame) else None, gaps, fetched)
         aligned, dropped = align(frames)
-        return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe)
+        funding = {}
+        if self.cfg.market == "perp":
+            for symbol, frame in aligned.items():
+                funding[symbol] = read_funding_csv(self.cfg.funding_csv[symbol], symbol)
+                frame[FUNDING] = per_bar(funding[symbol], frame.index, step)
+        return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe,
+                          funding)
 
     def _range_ms(self) -> tuple[int, int, bool]:
         """[since, until) of wanted open times (data.start .. data.end inclusive, or now).

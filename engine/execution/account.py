@@ -74,6 +74,8 @@ class Account:
     fees_by_symbol: dict[str, float] = field(default_factory=dict)
     borrow: float = 0.0  # borrow interest paid
     borrow_by_symbol: dict[str, float] = field(default_factory=dict)
+    funding: float = 0.0  # perpetual funding paid (negative: received)
+    funding_by_symbol: dict[str, float] = field(default_factory=dict)
     flows: dict[str, float] = field(default_factory=dict)  # cash in minus out, per symbol
 
     # --- reading -----------------------------------------------------------------------
@@ -149,6 +151,26 @@ class Account:
             self._fill(symbol, delta, bars[symbol], when, decided_at, bar, fills, trades)
         return fills, trades
 
+    def fund(self, prices: Mapping[str, float], rates: Mapping[str, float]) -> float:
+        """Pay (or receive) a bar's perpetual funding; returns what was paid.
+
+        Each position pays ``rules.funding`` at the rate summed over the bar's funding
+        times (``rates``), marked at ``prices`` (the bar's open). Funding is a cost of its
+        own (``funding``, ``funding_by_symbol``, negative when received) and a cash flow of
+        its symbol. Drivers call it once per bar at the close, before ``accrue``.
+        """
+        paid = 0.0
+        for symbol, position in self.positions.items():
+            rate = rates.get(symbol, 0.0)
+            if position.size and rate:
+                amount = rules.funding(position.size, prices[symbol], rate)
+                self.cash -= amount
+                self.funding += amount
+                self.funding_by_symbol[symbol] = self.funding_by_symbol.get(symbol, 0.0) + amount
+                self.flows[symbol] = self.flows.get(symbol, 0.0) - amount
+                paid += amount
+        return paid
+
     def accrue(self, closes: Mapping[str, float]) -> float:
         """Charge one bar's borrow interest at ``closes``; returns what it cost.
 
@@ -196,6 +218,7 @@ class Account:
         """Everything that changes while trading, as JSON-ready data."""
         return {"cash": self.cash, "fees": self.fees, "fees_by_symbol": dict(self.fees_by_symbol),
                 "borrow": self.borrow, "borrow_by_symbol": dict(self.borrow_by_symbol),
+                "funding": self.funding, "funding_by_symbol": dict(self.funding_by_symbol),
                 "flows": dict(self.flows),
                 "positions": {s: asdict(p) for s, p in self.positions.items() if p.size}}
 
@@ -210,6 +233,8 @@ class Account:
                    fees=float(data["fees"]), fees_by_symbol=dict(data["fees_by_symbol"]),
                    borrow=float(data.get("borrow", 0.0)),
                    borrow_by_symbol=dict(data.get("borrow_by_symbol", {})),
+                   funding=float(data.get("funding", 0.0)),
+                   funding_by_symbol=dict(data.get("funding_by_symbol", {})),
                    flows=dict(data["flows"]))
 
     # --- inside ----------------------------------------------------------------------------
@@ -342,10 +367,11 @@ def restore_account(state: Mapping[str, Any], broker: BrokerConfig,
 def contributions(account: Account, position: pd.DataFrame,
                   closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Per symbol of ``account``: P&L brought (cash flows plus the open position at
-    ``closes``), fees, borrow interest and exposure (share of the recorded closes, the
+    ``closes``), fees, borrow interest, funding and exposure (share of the recorded closes, the
     rows of ``position``, that held it)."""
     return {s: {"pnl": account.contribution(s, closes[s]),
                 "fees": account.fees_by_symbol.get(s, 0.0),
                 "borrow": account.borrow_by_symbol.get(s, 0.0),
+                "funding": account.funding_by_symbol.get(s, 0.0),
                 "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
             for s in position.columns}

@@ -18,10 +18,12 @@ Two kinds of rule:
   ``round_trip_pnl``) are the same for every cost model: they take what the cost rules
   computed.
 
-- **Carry rules** (``bar_rate``, ``coin_interest``, ``cash_interest``): what holding a
-  position costs while time passes. Borrow interest is simple interest per bar at a
-  yearly rate over a 365-day year, charged at each bar's close on the value of the coins
-  borrowed for a short (marked at that close) and on negative cash.
+- **Carry rules** (``bar_rate``, ``coin_interest``, ``cash_interest``, ``funding``): what
+  holding a position costs while time passes. Borrow interest is simple interest per bar
+  at a yearly rate over a 365-day year, charged at each bar's close on the value of the
+  coins borrowed for a short (marked at that close) and on negative cash. A perpetual
+  future's funding is the position's notional times the funding rate of each funding time
+  in the bar, marked at the bar's open.
 """
 
 from __future__ import annotations
@@ -185,3 +187,10 @@ def cash_interest(cash: float, rate: float) -> float:
     if cash < 0:
         return -cash * rate
     return 0.0
+
+
+def funding(held: float, price: float, rate: float) -> float:
+    """Funding paid (> 0) or received (< 0) by ``held`` units of a perpetual future at a
+    funding ``rate``, marked at ``price``: a long pays a positive rate, a short receives
+    it (and the other way round for a negative rate)."""
+    return held * price * rate

@@ -133,7 +133,8 @@ def _position_rows(name: str, account: Account, candles: pd.DataFrame,
                      "realized": realized,
                      "unrealized": account.contribution(symbol, close) - realized,
                      "fees_paid": account.fees_by_symbol.get(symbol, 0.0),
-                     "borrow_paid": account.borrow_by_symbol.get(symbol, 0.0)})
+                     "borrow_paid": account.borrow_by_symbol.get(symbol, 0.0),
+                     "funding_paid": account.funding_by_symbol.get(symbol, 0.0)})
     return rows
 
 
@@ -161,6 +162,7 @@ def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]
         rows += _position_rows(name, account, mine, trades[trades["account"] == name])
         summary.append({"account": name, "equity": float(equity.iloc[-1]),
                         "fees_paid": account.fees, "borrow_paid": account.borrow,
+                        "funding_paid": account.funding,
                         "total_return": float(equity.iloc[-1]) / broker.cash - 1,
                         "buy_and_hold_return": float(hold.iloc[-1]) / broker.cash - 1})
     total = sum(r["equity"] for r in summary)

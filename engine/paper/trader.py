@@ -39,6 +39,7 @@ from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, StateError, TemporaryExchangeError
 from engine.execution import PORTFOLIO, Account, Bar, make_account, restore_account
+from engine.execution.records import FUNDING
 from engine.folds import fold_plan
 from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
@@ -68,6 +69,9 @@ def fingerprint(cfg: Config) -> str:
         data["data"].pop(key, None)
     if not data["broker"].get("borrow_rate"):  # states made before borrow interest existed
         data["broker"].pop("borrow_rate", None)
+    if data["data"].get("market") == "spot":  # ... and before perpetual futures
+        data["data"].pop("market", None)
+    data["data"].pop("funding_csv", None)
     data.pop("output_dir", None)
     data["paper"].pop("poll_seconds", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -227,10 +231,15 @@ class PaperTrader:
             symbols = self._symbols(name)
             bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in symbols}
             self._fill(update, name, accounts[name], targets, bars, t, decided_at, resize, meta)
-        # 1b. The candle's borrow interest, at its close (as the backtest's broker does).
+        # 1b. The candle's funding (a perpetual future's frames carry it) and borrow
+        # interest, at its close, as the backtest's broker charges them.
         for symbols in self.cfg.symbol_groups:
-            accounts[self._name(symbols)].accrue(
-                {s: float(frames[s]["close"].iloc[-1]) for s in symbols})
+            account = accounts[self._name(symbols)]
+            last = {s: frames[s].iloc[-1] for s in symbols}
+            if all(FUNDING in bar.index for bar in last.values()):
+                account.fund({s: float(b["open"]) for s, b in last.items()},
+                             {s: float(b[FUNDING]) for s, b in last.items()})
+            account.accrue({s: float(b["close"]) for s, b in last.items()})
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
         if self.forecaster is not None:
             fold, model_file, row = self._forecast(frames, t, meta)

@@ -19,16 +19,16 @@ LOWER_IS_BETTER = frozenset(m for m, way in DIRECTIONS.items() if way == "min")
 TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "volatility",
                  "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure",
                  "alpha", "beta", "information_ratio", "fees_paid", "borrow_paid",
-                 "final_equity"]
-CARRY_COLUMNS = ("borrow_paid",)  # shown only when some run paid them
+                 "funding_paid", "final_equity"]
+CARRY_COLUMNS = ("borrow_paid", "funding_paid")  # shown only when some run paid them
 PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "mape",
            "directional_accuracy", "buy_and_hold_return", "volatility", "alpha", "return",
            "hit_rate", "accuracy", "baseline", "up_share", "direction_baseline",
            "mean_signed_return", "min_abs_pred", "max_abs_pred", "min_return",
            "median_return", "max_return"}
-MONEY = {"fees_paid", "borrow_paid", "borrow", "final_equity", "equity", "realized",
-         "unrealized", "last_close", "entry_price", "exit_price", "expectancy", "best_trade",
-         "worst_trade", "pnl", "fees"}
+MONEY = {"fees_paid", "borrow_paid", "borrow", "funding_paid", "funding", "final_equity",
+         "equity", "realized", "unrealized", "last_close", "entry_price", "exit_price",
+         "expectancy", "best_trade", "worst_trade", "pnl", "fees"}
 
 
 def comparison_table(results: Iterable[Mapping[str, Any]], sort_by: str) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import pandas as pd
 from engine.config import RLConfig
 from engine.errors import ConfigError
 from engine.execution import Account, Bar, CostModel, rules
+from engine.execution.records import FUNDING
 from engine.timeframes import timeframe_ms
 from models.features import build_windows
 
@@ -49,6 +50,7 @@ class EnvData:
     highs: np.ndarray
     lows: np.ndarray
     closes: np.ndarray
+    funding: np.ndarray  # (bars, symbols) perpetual funding rate summed per bar; 0 for spot
     windows: np.ndarray  # (bars, window_len * features) float32; NaN rows before the first
     forecast: np.ndarray | None  # (bars, symbols) predicted next-bar return, NaN where none
     window_len: int
@@ -196,7 +198,8 @@ class TradingEnv(gym.Env):
 
     def trade(self, targets: dict[str, float], decided_at: pd.Timestamp) -> None:
         """Fill ``targets`` at the open of the current bar (the replay strategy's rule),
-        then charge the bar's borrow interest at its close (as the backtest's broker does)."""
+        then pay the bar's funding and borrow interest at its close (as the backtest's
+        broker does)."""
         resize = targets != self.last_target
         self.last_target = targets
         d, t = self.data, self.bar
@@ -206,6 +209,8 @@ class TradingEnv(gym.Env):
         self.account.rebalance(targets, bars, when,
                                decided_at.tz_convert("UTC").tz_localize(None).to_pydatetime(),
                                bar=t, resize=resize)
+        self.account.fund({s: float(d.opens[t, j]) for j, s in enumerate(d.symbols)},
+                          {s: float(d.funding[t, j]) for j, s in enumerate(d.symbols)})
         self.account.accrue(self.closes())
 
     def closes(self) -> dict[str, float]:
@@ -269,9 +274,12 @@ def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple
     if forecasts is not None:
         forecast = np.column_stack([
             forecasts[s]["pred_return"].reindex(index).to_numpy("float64") for s in symbols])
+    funding = np.column_stack([
+        frames[s][FUNDING].to_numpy("float64") if FUNDING in frames[s].columns
+        else np.zeros(len(index)) for s in symbols])
     return EnvData(index, tuple(symbols), column("open"), column("high"), column("low"),
-                   column("close"), flat, forecast, forecaster.window_len, first_forecast_bar,
-                   timeframe_ms(timeframe))
+                   column("close"), funding, flat, forecast, forecaster.window_len,
+                   first_forecast_bar, timeframe_ms(timeframe))
 
 
 def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[int, int]:

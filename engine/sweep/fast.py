@@ -79,7 +79,7 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
     index = _index(market.index, wf.first_forecast_bar, arrays)
     run = StrategyRun(spec_label(spec), symbol, pd.Series(result.equity, index, name="equity"),
                       pd.DataFrame({symbol: result.position}, index=index), fees=result.fees,
-                      borrow=result.borrow)
+                      borrow=result.borrow, funding=result.funding)
     return run, result
 
 
