@@ -497,3 +497,15 @@ def test_a_second_process_cannot_apply_the_same_candle(tmp_path, candles):
         with pytest.raises(StateError, match="being updated by another paper-trading process"):
             state.apply(stale, expected_last=None)
         assert state.meta()["last_processed"] == index[239].isoformat()
+
+
+def test_carry_settings_bind_a_state_only_when_they_charge_something(tmp_path):
+    from engine.paper.trader import fingerprint
+
+    raw = config_dict(tmp_path, None)
+    plain = fingerprint(validate_config(raw))
+    # written out at their defaults they change nothing: states made before them still open
+    explicit = {**raw, "data": {**raw["data"], "market": "spot"}, "broker": {"borrow_rate": 0.0}}
+    assert fingerprint(validate_config(explicit)) == plain
+    charged = {**raw, "broker": {"borrow_rate": 0.05}}
+    assert fingerprint(validate_config(charged)) != plain
