@@ -224,11 +224,12 @@ class DataConfig(_Section):
                              "remove data.funding_csv")
         if self.market == "perp":
             for symbol in self.symbols:
-                if symbol not in self.csv or symbol not in self.funding_csv:
-                    raise InvalidKey(("market",), "perp", f"reads {symbol}'s perpetual "
-                                     "candles and funding rates from files: give both "
-                                     f"data.csv[{symbol}] and data.funding_csv[{symbol}] "
-                                     "(the exchange's perpetual markets are not read yet)")
+                if (symbol in self.csv) != (symbol in self.funding_csv):
+                    raise InvalidKey(("market",), "perp", f"reads {symbol}'s candles and "
+                                     "funding rates from one place: give both "
+                                     f"data.csv[{symbol}] and data.funding_csv[{symbol}], or "
+                                     "neither to download both from the exchange's "
+                                     "perpetual market")
 
 
 class ModelConfig(_Section):

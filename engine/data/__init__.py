@@ -26,7 +26,7 @@ from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
 from engine.data.exchange import Downloader, make_exchange
-from engine.data.funding import per_bar, read_funding_csv
+from engine.data.funding import check_perp, per_bar, read_funding_csv, sync_funding
 from engine.data.retry import CSV_HINT
 from engine.execution.records import FUNDING
 from engine.timeframes import timeframe_ms
@@ -121,6 +121,8 @@ class MarketDataLoader:
         step = pd.Timedelta(milliseconds=timeframe_ms(self.cfg.timeframe))
         frames, reports = {}, {}
         for symbol in self.cfg.symbols:
+            if self.cfg.market == "perp" and symbol not in self.cfg.csv:
+                check_perp(self.downloader, symbol, self.cfg.timeframe)  # before any download
             frame, source, fetched = self._read(symbol)
             frame = normalise(frame)  # validated where it was read (_read), naming the source
             check_spacing(frame, symbol, step, self.cfg.timeframe)
@@ -133,7 +135,9 @@ class MarketDataLoader:
         funding = {}
         if self.cfg.market == "perp":
             for symbol, frame in aligned.items():
-                funding[symbol] = read_funding_csv(self.cfg.funding_csv[symbol], symbol)
+                funding[symbol] = (read_funding_csv(self.cfg.funding_csv[symbol], symbol)
+                                   if symbol in self.cfg.funding_csv else
+                                   self._funding(symbol, frame.index[-1] + step))
                 frame[FUNDING] = per_bar(funding[symbol], frame.index, step)
         return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe,
                           funding)
@@ -149,6 +153,15 @@ class MarketDataLoader:
         if self.cfg.end is not None and _date_ms(self.cfg.end) + DAY_MS <= closed_until:
             return since, _date_ms(self.cfg.end) + DAY_MS, False
         return since, closed_until, True
+
+    def _funding(self, symbol: str, end: pd.Timestamp) -> pd.Series:
+        """A perpetual's funding rates over the wanted candles, through the cache: up to
+        the end of the last candle read (``end``, exclusive: its funding times fall
+        inside it)."""
+        since, _, capped = self._range_ms()
+        until = int(end.value // 1_000_000)
+        cache = CandleCache(self.cfg.cache_dir, self.cfg.exchange, columns=["rate"])
+        return sync_funding(self.downloader, cache, symbol, since, until, capped)
 
     def _read(self, symbol: str) -> tuple[pd.DataFrame, str, int]:
         since, until, capped = self._range_ms()

@@ -499,6 +499,41 @@ def test_a_second_process_cannot_apply_the_same_candle(tmp_path, candles):
         assert state.meta()["last_processed"] == index[239].isoformat()
 
 
+def test_paper_pays_the_backtests_funding_on_a_perpetual_future(tmp_path):
+    """binanceusdm candles and funding through the loopback exchange: the paper account
+    pays each candle's funding (and interest) as the backtest does over the same bars."""
+    from engine.data.funding import per_bar
+    from engine.execution.records import FUNDING
+
+    perp = "BTC/USDT:USDT"
+    frame = make_ohlcv(280, seed=1, price=10_000.0).round(8)
+    times = pd.date_range(frame.index[0], periods=3 * 280, freq="8h", tz="UTC")
+    rates = pd.Series(np.random.default_rng(3).normal(2e-4, 4e-4, len(times)).round(8),
+                      index=times)
+    index = frame.index
+    spec = {"name": "sma_cross", "fast": 2, "slow": 6, "short": True}
+    with LoopbackExchange({perp: frame}, max_limit=100, funding={perp: rates}) as ex:
+        closed_through(ex, index[229])
+        trader, state = make_trader(
+            tmp_path, ex, strategies=[spec], broker={"borrow_rate": 0.1},
+            data={"exchange": "binanceusdm", "symbols": [perp], "market": "perp"})
+        trader.run_once()
+        for last in (240, 241, 279):
+            closed_through(ex, index[last])
+            trader.run_once()
+        paper_candles, accounts = state.table("candles"), state.accounts()
+    cfg = trader.cfg
+    bars = frame.assign(**{FUNDING: per_bar(rates, index, pd.Timedelta("1D"))})
+    run = simulate({perp: bars}, get_strategy("sma_cross"),
+                   {k: v for k, v in spec.items() if k != "name"}, cfg.broker,
+                   trade_start=index[229], timeframe="1d")
+    np.testing.assert_allclose(run.equity.to_numpy(), paper_candles["equity"].to_numpy(),
+                               rtol=1e-9)
+    assert run.funding != 0 and accounts[perp]["funding"] == pytest.approx(run.funding,
+                                                                          rel=1e-9)
+    assert accounts[perp]["borrow"] == pytest.approx(run.borrow, rel=1e-9)
+
+
 def test_carry_settings_bind_a_state_only_when_they_charge_something(tmp_path):
     from engine.paper.trader import fingerprint
 

@@ -97,7 +97,7 @@ def test_a_bad_funding_file_is_a_one_line_error_naming_it(tmp_path, files, conte
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"funding_csv": {}}, "data.market = 'perp' reads BTC/USDT's perpetual candles"),
+    ({"funding_csv": {}}, "data.market = 'perp' reads BTC/USDT's candles and funding"),
     ({"csv": {}}, "give both data.csv[BTC/USDT] and data.funding_csv[BTC/USDT]"),
     ({"market": "spot"}, "is funding of a perpetual future: set data.market: perp"),
     ({"market": "future"}, "data.market"),
