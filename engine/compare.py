@@ -34,6 +34,7 @@ from engine.report.console import (
     left_out,
     not_shown,
 )
+from engine.report.tables import CARRY_COLUMNS
 
 
 @dataclass
@@ -98,8 +99,9 @@ def missing_notes(runs: list[SavedRun]) -> list[str]:
     """One line per run from an older version, naming what it lacks."""
     notes = []
     for run in runs:
-        absent_metrics = [c for c in TABLE_COLUMNS
-                          if run.report["strategies"] and c not in run.report["strategies"][0]]
+        # carry (borrow interest) did not exist before: such a run paid none, no note
+        absent_metrics = [c for c in TABLE_COLUMNS if c not in CARRY_COLUMNS
+                          and run.report["strategies"] and c not in run.report["strategies"][0]]
         lacks = list(run.missing) + ([f"metrics {', '.join(absent_metrics)}"]
                                      if absent_metrics else [])
         if lacks:

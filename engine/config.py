@@ -184,6 +184,8 @@ class DataConfig(_Section):
     cache_dir: Path = Path("cache")  # downloaded candles, one Parquet file per market
     model_store: Path | None = None  # fitted fold models, reused by runs; None = cache_dir/models
     csv: dict[Symbol, Path] = {}  # {symbol: CSV path} read instead of the exchange
+    market: Literal["spot", "perp"] = "spot"  # perp: perpetual futures, which pay funding
+    funding_csv: dict[Symbol, Path] = {}  # {symbol: timestamp,rate CSV} funding of a perp
     api_url: Annotated[str, AfterValidator(_check_url)] | None = None  # base URL for all REST calls
     exchange_options: dict[str, Any] = {}  # extra ccxt constructor options (timeout, options, ...)
     gap_policy: Literal["fill", "refuse"] = "fill"  # missing candles: flat fill or stop
@@ -206,11 +208,28 @@ class DataConfig(_Section):
             raise InvalidKey(("end",), self.end, f"is before data.start ({self.start})")
         if self.start > dt.datetime.now(dt.timezone.utc).date():
             raise InvalidKey(("start",), self.start, "is in the future")
-        for symbol in self.csv:
-            if symbol not in self.symbols:
-                raise InvalidKey(("csv", symbol), str(self.csv[symbol]),
-                                f"names a symbol that is not in data.symbols {list(self.symbols)}")
+        for key in ("csv", "funding_csv"):
+            for symbol, path in getattr(self, key).items():
+                if symbol not in self.symbols:
+                    raise InvalidKey((key, symbol), str(path), "names a symbol that is not in "
+                                     f"data.symbols {list(self.symbols)}")
+        self._check_market()
         return self
+
+    def _check_market(self) -> None:
+        if self.funding_csv and self.market != "perp":
+            symbol = next(iter(self.funding_csv))
+            raise InvalidKey(("funding_csv", symbol), str(self.funding_csv[symbol]),
+                             "is funding of a perpetual future: set data.market: perp, or "
+                             "remove data.funding_csv")
+        if self.market == "perp":
+            for symbol in self.symbols:
+                if (symbol in self.csv) != (symbol in self.funding_csv):
+                    raise InvalidKey(("market",), "perp", f"reads {symbol}'s candles and "
+                                     "funding rates from one place: give both "
+                                     f"data.csv[{symbol}] and data.funding_csv[{symbol}], or "
+                                     "neither to download both from the exchange's "
+                                     "perpetual market")
 
 
 class ModelConfig(_Section):
@@ -423,6 +442,9 @@ class BrokerConfig(_Section):
     commission: SmallRate = 0.001  # fee per fill, fraction of the traded value (0.001 = 0.1%)
     slippage: SmallRate = 0.0005  # adverse price move per fill, fraction of the price
     leverage: Annotated[Float, Field(ge=1, le=10)] = 1.0  # largest sum of |target weights|
+    # yearly simple interest on borrowed coins (shorts) and negative cash, charged per bar
+    # at each close; 0 = borrowing is free; at most 1 (100% a year)
+    borrow_rate: Fraction = 0.0
 
 
 class PaperConfig(_Section):

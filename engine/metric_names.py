@@ -15,7 +15,8 @@ TRADING = {
     "sortino": "max", "max_drawdown": "min", "calmar": "max", "n_trades": "max",
     "win_rate": "max", "profit_factor": "max", "expectancy": "max", "avg_bars_held": "max",
     "best_trade": "max", "worst_trade": "max", "exposure": "max", "fees_paid": "min",
-    "final_equity": "max", "alpha": "max", "beta": "max", "information_ratio": "max",
+    "borrow_paid": "min", "funding_paid": "min", "final_equity": "max", "alpha": "max",
+    "beta": "max", "information_ratio": "max",
 }
 #: The forecast metrics of each ``forecast`` entry of report.json, and their direction.
 FORECAST = {
@@ -27,8 +28,8 @@ DIRECTIONS = {**TRADING, **FORECAST}
 #: Trading metrics a comparison table may be sorted by (``backtest.sort_by``).
 METRICS = (
     "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
-    "win_rate", "exposure", "fees_paid", "final_equity", "volatility", "calmar",
-    "profit_factor", "alpha", "information_ratio",
+    "win_rate", "exposure", "fees_paid", "borrow_paid", "funding_paid", "final_equity",
+    "volatility", "calmar", "profit_factor", "alpha", "information_ratio",
 )
 #: What a sweep may optimise (``objective.metric``): those, and the forecast's mse_ratio.
 OBJECTIVES = (*METRICS, "mse_ratio")

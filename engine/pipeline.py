@@ -130,7 +130,8 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
             tables = _tables(cls, params, cfg, wf)
             runs.append(simulate(
                 {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
-                trade_start=trade_start, forecasts={s: tables.get(s) for s in symbols}))
+                trade_start=trade_start, forecasts={s: tables.get(s) for s in symbols},
+                timeframe=cfg.data.timeframe))
     return runs
 
 
@@ -166,7 +167,8 @@ def seed_spreads(cfg: Config, market: MarketData,
                 tables = _tables(cls, params, cfg, wf, member)
                 run_ = simulate({s: market.frames[s] for s in symbols}, cls, params,
                                 cfg.broker, trade_start=trade_start,
-                                forecasts={s: tables[s] for s in symbols})
+                                forecasts={s: tables[s] for s in symbols},
+                                timeframe=cfg.data.timeframe)
                 metrics = trading_metrics(run_, bars_per_year)
                 figures.append((metrics["total_return"], metrics["sharpe"]))
             account = symbols[0] if len(symbols) == 1 else PORTFOLIO

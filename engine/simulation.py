@@ -34,7 +34,7 @@ from engine.execution import (
     contributions,
     make_account,
 )
-from engine.execution.records import in_utc
+from engine.execution.records import FUNDING, in_utc
 from strategies.base import TargetStrategy
 
 
@@ -45,9 +45,11 @@ class CoreBroker(bt.BrokerBase):
         account: The account to trade.
         fill: Fill decisions at the next open. False only records decisions (paper
             trading's replay of the decision bar). Defaults to True.
+        funding: Per symbol, the perpetual funding rate summed over each bar (by bar
+            number), paid at each close; None for spot markets.
     """
 
-    params = (("account", None), ("fill", True))
+    params = (("account", None), ("fill", True), ("funding", None))
 
     def __init__(self):
         super().__init__()
@@ -90,19 +92,28 @@ class CoreBroker(bt.BrokerBase):
         self.pending = (weights, resize, decided_at)
 
     def next(self):
-        """At a new bar's open: fill what the previous close decided."""
+        """A new bar: fill at its open what the previous close decided, then pay the bar's
+        funding and borrow interest at its close (before the strategy and the recorder
+        read it)."""
         pending, self.pending = self.pending, None
-        if pending is None or not self.p.fill:
+        if not self.p.fill:
             return
-        weights, resize, decided_at = pending
-        first = next(iter(self._datas.values()))
-        when = first.datetime.datetime(0)
-        bars = {s: Bar(d.open[0], d.high[0], d.low[0]) for s, d in self._datas.items()}
-        fills, trades = self.account.rebalance(weights, bars, when, decided_at,
-                                               bar=len(first) - 1, resize=resize)
-        self.fills += fills
-        self.trades += trades
-        self._sync_positions()
+        if pending is not None:
+            weights, resize, decided_at = pending
+            first = next(iter(self._datas.values()))
+            when = first.datetime.datetime(0)
+            bars = {s: Bar(d.open[0], d.high[0], d.low[0]) for s, d in self._datas.items()}
+            fills, trades = self.account.rebalance(weights, bars, when, decided_at,
+                                                   bar=len(first) - 1, resize=resize)
+            self.fills += fills
+            self.trades += trades
+            self._sync_positions()
+        if self.p.funding:
+            bar = len(next(iter(self._datas.values()))) - 1
+            self.account.fund({s: d.open[0] for s, d in self._datas.items()},
+                              {s: rates[bar] for s, rates in self.p.funding.items()})
+        if self.account.borrow_per_bar:
+            self.account.accrue({s: d.close[0] for s, d in self._datas.items()})
 
     def _sync_positions(self) -> None:
         for symbol, position in self._positions.items():
@@ -155,7 +166,8 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
              params: dict[str, Any], broker: BrokerConfig, label: str | None = None,
              trade_start: pd.Timestamp | None = None,
              forecasts: Mapping[str, pd.DataFrame] | None = None,
-             account: Account | None = None, fill: bool = True) -> StrategyRun:
+             account: Account | None = None, fill: bool = True,
+             timeframe: str | None = None) -> StrategyRun:
     """Run ``strategy`` over ``frames`` and record what happened from ``trade_start`` on.
 
     Args:
@@ -163,16 +175,20 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
             before ``trade_start``. Several symbols share one account (portfolio mode).
         strategy: A ``TargetStrategy`` subclass.
         params: Its parameters (already checked by the registry).
-        broker: Cash, commission, slippage and leverage.
+        broker: Cash, commission, slippage, leverage and borrow interest.
         label: Display name. Defaults to the strategy's name.
         trade_start: First bar whose decisions are traded. Defaults to the first bar.
         forecasts: Forecast table per symbol, for strategies that need one.
         account: The account to trade. Defaults to a fresh one from ``broker``.
         fill: False only records decisions (``pending`` holds the last one).
+        timeframe: The bars' timeframe (``data.timeframe``), which ``broker.borrow_rate``
+            is charged per bar of; needed when that rate is set and no ``account`` is given.
     """
-    account = account if account is not None else make_account(broker)
+    account = account if account is not None else make_account(broker, timeframe)
     cerebro = bt.Cerebro(stdstats=False)
-    core = CoreBroker(account=account, fill=fill)
+    funding = {s: f[FUNDING].to_numpy("float64") for s, f in frames.items()
+               if FUNDING in f.columns}
+    core = CoreBroker(account=account, fill=fill, funding=funding or None)
     cerebro.setbroker(core)
     for symbol, frame in frames.items():
         cerebro.adddata(feed(frame, symbol))
@@ -193,7 +209,8 @@ def simulate(frames: Mapping[str, pd.DataFrame], strategy: type[TargetStrategy],
     pending = core.pending[:2] if core.pending else None
     return StrategyRun(label or strategy.name, symbols[0] if len(symbols) == 1 else PORTFOLIO,
                        pd.Series(rec.values, index, name="equity"), position, fills, trades,
-                       account.fees, pending, contributions(account, position, last))
+                       account.fees, pending, contributions(account, position, last),
+                       borrow=account.borrow, funding=account.funding)
 
 
 def _last_bar(frames: Mapping[str, pd.DataFrame]) -> int:

@@ -21,7 +21,11 @@ from tests.conftest import make_ohlcv
 SYMBOL = "X/USDT"
 BROKERS = {"costly": BrokerConfig(cash=10_000, commission=0.001, slippage=0.002),
            "free": BrokerConfig(cash=5_000, commission=0.0, slippage=0.0),
-           "leverage_2": BrokerConfig(cash=1_000, commission=0.002, slippage=0.01, leverage=2)}
+           "leverage_2": BrokerConfig(cash=1_000, commission=0.002, slippage=0.01, leverage=2),
+           # borrow interest on shorts and on negative cash, high enough to move every figure
+           "borrowing": BrokerConfig(cash=1_000, commission=0.001, slippage=0.002, leverage=2,
+                                     borrow_rate=0.5)}
+TIMEFRAME = "1d"  # the generated bars' (series)
 SEEDS = (1, 2, 3)
 
 

@@ -8,6 +8,13 @@ and injects faults on demand: HTTP 429, 5xx, replies slower than the client's ti
 short pages, empty pages, malformed JSON, a garbled (cut-off) copy of the real reply, and
 an error reply that echoes the caller's credentials back. It also accepts orders on the
 spot order endpoint (as the sandbox would) and records them.
+
+Given ``funding``, it also speaks Binance USD-M futures' public API (``/fapi/v1``, what
+ccxt's ``binanceusdm`` class calls): the market list as perpetual contracts (symbols like
+``BTC/USDT:USDT``), klines, and the funding rate history (``/fapi/v1/fundingRate``, in
+the recorded shape ``{"symbol", "fundingTime", "fundingRate", "markPrice"}``), with the
+faults above and two of its own: ``nan`` (a rate of "NaN" in the page) and ``disorder``
+(two funding times of the page swapped).
 """
 
 from __future__ import annotations
@@ -51,8 +58,10 @@ class LoopbackExchange:
     """
 
     def __init__(self, candles: dict[str, pd.DataFrame], timeframe: str = "1d",
-                 max_limit: int = 1000, now_ms: int | None = None):
+                 max_limit: int = 1000, now_ms: int | None = None,
+                 funding: dict[str, pd.Series] | None = None):
         self.candles = dict(candles)
+        self.funding = dict(funding or {})  # perpetual symbol -> rates by funding time
         self.timeframe = timeframe
         self.max_limit = max_limit
         self.tf_ms = INTERVAL_MS[timeframe]
@@ -112,7 +121,7 @@ class LoopbackExchange:
         return None
 
     def _market_id(self, symbol: str) -> str:
-        return symbol.replace("/", "")
+        return symbol.split(":")[0].replace("/", "")
 
     def _symbol(self, market_id: str | None) -> str | None:
         for symbol in self.candles:
@@ -142,6 +151,58 @@ class LoopbackExchange:
             })
         return {"timezone": "UTC", "serverTime": self.now_ms, "rateLimits": [],
                 "exchangeFilters": [], "symbols": symbols}
+
+    def _futures_info(self) -> dict:
+        """``/fapi/v1/exchangeInfo``: every symbol with funding as a USD-M perpetual."""
+        symbols = []
+        for symbol in self.funding:
+            base, quote = symbol.split(":")[0].split("/")
+            symbols.append({
+                "symbol": self._market_id(symbol), "pair": self._market_id(symbol),
+                "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+                "onboardDate": 1569398400000, "status": "TRADING",
+                "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+                "baseAsset": base, "quoteAsset": quote, "marginAsset": quote,
+                "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+                "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
+                "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05",
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764",
+                     "tickSize": "0.10"},
+                    {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000",
+                     "stepSize": "0.001"},
+                    {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                ],
+                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC"],
+            })
+        return {"timezone": "UTC", "serverTime": self.now_ms, "futuresType": "U_MARGINED",
+                "rateLimits": [], "exchangeFilters": [], "assets": [], "symbols": symbols}
+
+    def _funding_rates(self, query: dict, fault: Fault | None) -> tuple[int, object]:
+        """``/fapi/v1/fundingRate``: funding times from ``startTime`` on, oldest first."""
+        symbol = self._symbol(query.get("symbol"))
+        if symbol is None or symbol not in self.funding:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        rates = self.funding[symbol]
+        ms = pd.DatetimeIndex(rates.index).as_unit("ms").asi8
+        keep = ms <= self.now_ms
+        if "startTime" in query:
+            keep &= ms >= int(query["startTime"])
+        if "endTime" in query:
+            keep &= ms <= int(query["endTime"])
+        limit = min(int(query.get("limit", 100)), self.max_limit)
+        if fault is not None and fault.kind == "short":
+            limit = max(1, limit // 3)
+        times, values = ms[keep][:limit].tolist(), rates.to_numpy()[keep][:limit].tolist()
+        rows = [{"symbol": query["symbol"], "fundingTime": t, "fundingRate": f"{r:.8f}",
+                 "markPrice": "10000.00000000"} for t, r in zip(times, values, strict=True)]
+        if fault is not None and fault.kind == "nan" and rows:
+            rows[len(rows) // 2]["fundingRate"] = "NaN"
+        if fault is not None and fault.kind == "disorder" and len(rows) > 2:
+            middle = len(rows) // 2
+            rows[middle]["fundingTime"] = rows[middle - 2]["fundingTime"]
+        return 200, rows
 
     def _served(self, symbol: str) -> pd.DataFrame:
         frame = self.candles[symbol]
@@ -225,8 +286,14 @@ class LoopbackExchange:
             return 200, {"serverTime": self.now_ms}
         if method == "GET" and path == "/api/v3/ping":
             return 200, {}
-        if method == "GET" and path == "/api/v3/klines":
+        if method == "GET" and path in ("/api/v3/klines", "/fapi/v1/klines"):
             return self._klines(query, short=fault is not None and fault.kind == "short")
+        if method == "GET" and path == "/fapi/v1/exchangeInfo":
+            return 200, self._futures_info()
+        if method == "GET" and path in ("/fapi/v1/time", "/fapi/v1/ping"):
+            return 200, {"serverTime": self.now_ms}
+        if method == "GET" and path == "/fapi/v1/fundingRate":
+            return self._funding_rates(query, fault)
         if method == "GET" and path in ("/api/v3/ticker/24hr", "/api/v3/ticker/price",
                                         "/api/v3/ticker/bookTicker"):
             return self._ticker(query)

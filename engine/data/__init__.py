@@ -3,7 +3,9 @@
 Each symbol is read from its CSV file when ``data.csv`` names one, otherwise from the
 exchange through ccxt with the on-disk cache in front (only missing candles are asked
 for). Every frame is then validated, gap-checked (filled or refused per
-``data.gap_policy``) and all symbols are aligned on their common timestamps.
+``data.gap_policy``) and all symbols are aligned on their common timestamps. A perpetual
+future (``data.market: perp``) also reads its funding rates (``data.funding_csv``) and
+gains their per-bar sums as the column ``funding_rate`` (``engine.data.funding``).
 
 Example:
     >>> market = load_market_data(load_config("configs/btc.yaml").data)
@@ -24,7 +26,9 @@ from engine.data.cache import CachedCandles, CandleCache, rows_to_frame
 from engine.data.clean import GapReport, align, apply_gap_policy, check_spacing, normalise, validate
 from engine.data.csv_source import read_csv_candles
 from engine.data.exchange import Downloader, make_exchange
+from engine.data.funding import check_perp, per_bar, read_funding_csv, sync_funding
 from engine.data.retry import CSV_HINT
+from engine.execution.records import FUNDING
 from engine.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
@@ -65,6 +69,9 @@ class MarketData:
     requests: int = 0  # HTTP calls made to the exchange (0 when everything was cached)
     dropped_by_alignment: int = 0
     timeframe: str = "1d"
+    # perpetual futures (data.market: perp): each symbol's funding rates by funding time;
+    # their per-bar sums are the frames' FUNDING column
+    funding: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -114,6 +121,8 @@ class MarketDataLoader:
         step = pd.Timedelta(milliseconds=timeframe_ms(self.cfg.timeframe))
         frames, reports = {}, {}
         for symbol in self.cfg.symbols:
+            if self.cfg.market == "perp" and symbol not in self.cfg.csv:
+                check_perp(self.downloader, symbol, self.cfg.timeframe)  # before any download
             frame, source, fetched = self._read(symbol)
             frame = normalise(frame)  # validated where it was read (_read), naming the source
             check_spacing(frame, symbol, step, self.cfg.timeframe)
@@ -123,7 +132,15 @@ class MarketDataLoader:
                 symbol, source, len(frame), frame.index[0] if len(frame) else None,
                 frame.index[-1] if len(frame) else None, gaps, fetched)
         aligned, dropped = align(frames)
-        return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe)
+        funding = {}
+        if self.cfg.market == "perp":
+            for symbol, frame in aligned.items():
+                funding[symbol] = (read_funding_csv(self.cfg.funding_csv[symbol], symbol)
+                                   if symbol in self.cfg.funding_csv else
+                                   self._funding(symbol, frame.index[-1] + step))
+                frame[FUNDING] = per_bar(funding[symbol], frame.index, step)
+        return MarketData(aligned, reports, self.requests, dropped, self.cfg.timeframe,
+                          funding)
 
     def _range_ms(self) -> tuple[int, int, bool]:
         """[since, until) of wanted open times (data.start .. data.end inclusive, or now).
@@ -136,6 +153,15 @@ class MarketDataLoader:
         if self.cfg.end is not None and _date_ms(self.cfg.end) + DAY_MS <= closed_until:
             return since, _date_ms(self.cfg.end) + DAY_MS, False
         return since, closed_until, True
+
+    def _funding(self, symbol: str, end: pd.Timestamp) -> pd.Series:
+        """A perpetual's funding rates over the wanted candles, through the cache: up to
+        the end of the last candle read (``end``, exclusive: its funding times fall
+        inside it)."""
+        since, _, capped = self._range_ms()
+        until = int(end.value // 1_000_000)
+        cache = CandleCache(self.cfg.cache_dir, self.cfg.exchange, columns=["rate"])
+        return sync_funding(self.downloader, cache, symbol, since, until, capped)
 
     def _read(self, symbol: str) -> tuple[pd.DataFrame, str, int]:
         since, until, capped = self._range_ms()

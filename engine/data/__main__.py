@@ -4,7 +4,10 @@ Prints, per symbol, where its candles come from, the range and row count held, a
 gaps found; then the number of requests made (0 when the cache was already complete).
 With ``--export-csv DIR`` it also writes each symbol's clean, aligned candles as
 ``DIR/<BASE>-<QUOTE>_<timeframe>.csv`` in the layout ``data.csv`` reads, and prints the
-``data.csv`` lines to put in a config, so a later run needs no network.
+``data.csv`` lines to put in a config, so a later run needs no network. A perpetual
+future's funding rates (``data.market: perp``) are written beside them as
+``DIR/<BASE>-<QUOTE>_funding.csv`` (``timestamp,rate``, the layout ``data.funding_csv``
+reads).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 from engine.cli import run_cli
 from engine.config import load_config
 from engine.data import load_market_data
+from engine.data.funding import export_funding_csv
 from engine.errors import ConfigError
 
 
@@ -40,7 +44,7 @@ def export_csv(frames: Mapping[str, pd.DataFrame], timeframe: str,
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for symbol, frame in frames.items():
-        path = folder / f"{symbol.replace('/', '-').replace(':', '-')}_{timeframe}.csv"
+        path = folder / f"{_stem(symbol)}_{timeframe}.csv"
         tmp = path.with_name(f".{path.name}.tmp")
         frame[["open", "high", "low", "close", "volume"]].rename_axis("timestamp").to_csv(
             tmp, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
@@ -76,7 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("data:\n  csv:")
         for symbol, path in written.items():
             print(f"    {symbol}: {path}")
+        if market.funding:
+            print("  funding_csv:")
+            for symbol, rates in market.funding.items():
+                path = args.export_csv / f"{_stem(symbol)}_funding.csv"
+                print(f"    {symbol}: {export_funding_csv(rates, path)}")
     return 0
+
+
+def _stem(symbol: str) -> str:
+    """A symbol as a file name: ``BTC/USDT:USDT`` -> ``BTC-USDT-USDT``."""
+    return symbol.replace("/", "-").replace(":", "-")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ class CandleCache:
         exchange_id: The ccxt exchange id; each exchange gets a sub-directory.
     """
 
-    def __init__(self, root: str | Path, exchange_id: str):
+    def __init__(self, root: str | Path, exchange_id: str, columns: list[str] | None = None):
         self.dir = Path(root).expanduser() / exchange_id
+        self.columns = columns or COLUMNS  # funding rates are cached alike, as ["rate"]
 
     def path(self, symbol: str, timeframe: str) -> Path:
         """The cache file for one market, e.g. ``cache/binance/BTC-USDT_1d.parquet``."""
@@ -67,7 +68,8 @@ class CandleCache:
             raise DataError(f"cache file {path} is unreadable ({type(exc).__name__}); "
                             "delete it to download the candles again") from exc
         frame.index = pd.DatetimeIndex(frame.index, tz="UTC", name="timestamp").as_unit("ns")
-        return CachedCandles(frame[COLUMNS], int(meta["covered_from"]), int(meta["covered_until"]))
+        return CachedCandles(frame[self.columns], int(meta["covered_from"]),
+                             int(meta["covered_until"]))
 
     def write(self, symbol: str, timeframe: str, candles: CachedCandles) -> Path:
         """Replace the cache file atomically with ``candles``."""
@@ -75,7 +77,7 @@ class CandleCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"symbol": symbol, "timeframe": timeframe,
                 "covered_from": candles.covered_from, "covered_until": candles.covered_until}
-        table = pa.Table.from_pandas(candles.frame[COLUMNS], preserve_index=True)
+        table = pa.Table.from_pandas(candles.frame[self.columns], preserve_index=True)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                _META_KEY: json.dumps(meta).encode()})
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -30,7 +30,8 @@ def make_exchange(cfg: DataConfig, sandbox: bool = False,
     every REST URL of the exchange keeps its path but goes to that base URL instead
     (testnets, proxies, the tests' loopback exchange). Exchanges whose market loading
     also asks derivatives APIs (binance's ``fetchMarkets.types``) are told to load spot
-    markets only unless the options say otherwise.
+    markets only unless the options say otherwise; a class of derivatives only
+    (``binanceusdm``, USD-margined perpetuals) loads its own.
 
     Args:
         cfg: The data section.
@@ -54,7 +55,9 @@ def make_exchange(cfg: DataConfig, sandbox: bool = False,
     fetch_markets = exchange.options.get("fetchMarkets")
     user_set = "fetchMarkets" in (cfg.exchange_options.get("options") or {})
     if not user_set:
-        if isinstance(fetch_markets, dict) and "types" in fetch_markets:
+        # a class that loads spot among other kinds (binance): spot only; a class of
+        # derivatives alone (binanceusdm: linear contracts) keeps its own
+        if isinstance(fetch_markets, dict) and "spot" in fetch_markets.get("types", ()):
             exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
         elif isinstance(fetch_markets, list) and "spot" in fetch_markets:  # older ccxt
             exchange.options["fetchMarkets"] = ["spot"]

@@ -1,7 +1,8 @@
 """The execution core: the only place where money moves.
 
 - ``rules``: the money rules as plain functions of floats (fill price, fee, unit cost,
-  liquidation value, order size, affordable scale, position move), one definition each;
+  liquidation value, order size, affordable scale, position move, borrow interest), one
+  definition each;
 - ``costs``: the cost model, which binds the cost rules to its commission and slippage;
 - ``sizing``: target weights of equity -> units to trade (one rule for every driver);
 - ``account``: one cash balance shared by every symbol, positions, fees, round trips, and
@@ -18,6 +19,7 @@ from engine.execution.account import (
     Account,
     Bar,
     Position,
+    borrow_per_bar,
     contributions,
     cost_model,
     make_account,
@@ -34,5 +36,5 @@ from engine.execution.records import (
 from engine.execution.sizing import liquidation_equity, order_sizes
 
 __all__ = ["PORTFOLIO", "Account", "Bar", "CostModel", "Fill", "Position", "RoundTrip",
-           "StrategyRun", "contributions", "cost_model", "fill_table", "liquidation_equity",
-           "make_account", "order_sizes", "restore_account"]
+           "StrategyRun", "borrow_per_bar", "contributions", "cost_model", "fill_table",
+           "liquidation_equity", "make_account", "order_sizes", "restore_account"]

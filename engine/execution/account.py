@@ -21,6 +21,7 @@ from engine.execution.costs import CostModel
 from engine.execution.records import Fill, RoundTrip
 from engine.execution.rules import DUST
 from engine.execution.sizing import liquidation_equity, order_sizes
+from engine.timeframes import timeframe_ms
 
 if TYPE_CHECKING:  # for annotations only: the execution core does not depend on them
     import pandas as pd
@@ -59,14 +60,22 @@ class Account:
         costs: Commission and slippage.
         leverage: Largest sum of |target weights|, and how far buys may take the cash
             below zero (``-(leverage - 1) x equity``). Defaults to 1 (no borrowing).
+        borrow_per_bar: Interest charged at each close (``accrue``) on the value of
+            borrowed coins and on negative cash, per bar (``rules.bar_rate`` of the yearly
+            ``broker.borrow_rate``). Defaults to 0 (borrowing is free).
     """
 
     cash: float
     costs: CostModel = field(default_factory=CostModel)
     leverage: float = 1.0
+    borrow_per_bar: float = 0.0
     positions: dict[str, Position] = field(default_factory=dict)
     fees: float = 0.0
     fees_by_symbol: dict[str, float] = field(default_factory=dict)
+    borrow: float = 0.0  # borrow interest paid
+    borrow_by_symbol: dict[str, float] = field(default_factory=dict)
+    funding: float = 0.0  # perpetual funding paid (negative: received)
+    funding_by_symbol: dict[str, float] = field(default_factory=dict)
     flows: dict[str, float] = field(default_factory=dict)  # cash in minus out, per symbol
 
     # --- reading -----------------------------------------------------------------------
@@ -142,6 +151,60 @@ class Account:
             self._fill(symbol, delta, bars[symbol], when, decided_at, bar, fills, trades)
         return fills, trades
 
+    def fund(self, prices: Mapping[str, float], rates: Mapping[str, float]) -> float:
+        """Pay (or receive) a bar's perpetual funding; returns what was paid.
+
+        Each position pays ``rules.funding`` at the rate summed over the bar's funding
+        times (``rates``), marked at ``prices`` (the bar's open). Funding is a cost of its
+        own (``funding``, ``funding_by_symbol``, negative when received) and a cash flow of
+        its symbol. Drivers call it once per bar at the close, before ``accrue``.
+        """
+        paid = 0.0
+        for symbol, position in self.positions.items():
+            rate = rates.get(symbol, 0.0)
+            if position.size and rate:
+                amount = rules.funding(position.size, prices[symbol], rate)
+                self.cash -= amount
+                self.funding += amount
+                self.funding_by_symbol[symbol] = self.funding_by_symbol.get(symbol, 0.0) + amount
+                self.flows[symbol] = self.flows.get(symbol, 0.0) - amount
+                paid += amount
+        return paid
+
+    def accrue(self, closes: Mapping[str, float]) -> float:
+        """Charge one bar's borrow interest at ``closes``; returns what it cost.
+
+        Each short pays ``rules.coin_interest`` on its coins marked at its close; negative
+        cash pays ``rules.cash_interest``, shared among the long positions by value (the
+        cash bought them), or among all positions by absolute value when none is long.
+        Interest is a cost of its own (``borrow``, ``borrow_by_symbol``) and, like a fee, a
+        cash flow of the symbol it is charged to. Drivers call it once per bar, after the
+        fills at the open, before the close is recorded.
+        """
+        rate = self.borrow_per_bar
+        if not rate:
+            return 0.0
+        before = self.borrow
+        charges = {s: rules.coin_interest(p.size, closes[s], rate)
+                   for s, p in self.positions.items() if p.size < 0}
+        owed = rules.cash_interest(self.cash, rate)
+        if owed:
+            values = {s: p.size * closes[s] for s, p in self.positions.items() if p.size > 0}
+            values = values or {s: abs(p.size) * closes[s] for s, p in self.positions.items()
+                                if p.size}
+            total = sum(values.values())
+            for symbol, value in values.items():
+                charges[symbol] = charges.get(symbol, 0.0) + owed * value / total
+            if not values:  # nothing held (a ruined account): charged to no symbol
+                self.cash -= owed
+                self.borrow += owed
+        for symbol, interest in charges.items():
+            self.cash -= interest
+            self.borrow += interest
+            self.borrow_by_symbol[symbol] = self.borrow_by_symbol.get(symbol, 0.0) + interest
+            self.flows[symbol] = self.flows.get(symbol, 0.0) - interest
+        return self.borrow - before
+
     def open_trades(self, closes: Mapping[str, float], when: Any,
                     bar: int | None = None) -> list[RoundTrip]:
         """Open positions as round trips marked at ``closes`` (``open_at_end`` True)."""
@@ -154,16 +217,24 @@ class Account:
     def to_dict(self) -> dict[str, Any]:
         """Everything that changes while trading, as JSON-ready data."""
         return {"cash": self.cash, "fees": self.fees, "fees_by_symbol": dict(self.fees_by_symbol),
+                "borrow": self.borrow, "borrow_by_symbol": dict(self.borrow_by_symbol),
+                "funding": self.funding, "funding_by_symbol": dict(self.funding_by_symbol),
                 "flows": dict(self.flows),
                 "positions": {s: asdict(p) for s, p in self.positions.items() if p.size}}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], costs: CostModel,
-                  leverage: float = 1.0) -> Account:
-        """The account ``to_dict`` described, with these costs and leverage."""
+    def from_dict(cls, data: Mapping[str, Any], costs: CostModel, leverage: float = 1.0,
+                  borrow_per_bar: float = 0.0) -> Account:
+        """The account ``to_dict`` described, with these costs, leverage and interest (a
+        state saved before borrow interest existed has paid none)."""
         return cls(cash=float(data["cash"]), costs=costs, leverage=leverage,
+                   borrow_per_bar=borrow_per_bar,
                    positions={s: Position(**p) for s, p in data["positions"].items()},
                    fees=float(data["fees"]), fees_by_symbol=dict(data["fees_by_symbol"]),
+                   borrow=float(data.get("borrow", 0.0)),
+                   borrow_by_symbol=dict(data.get("borrow_by_symbol", {})),
+                   funding=float(data.get("funding", 0.0)),
+                   funding_by_symbol=dict(data.get("funding_by_symbol", {})),
                    flows=dict(data["flows"]))
 
     # --- inside ----------------------------------------------------------------------------
@@ -263,22 +334,44 @@ def cost_model(broker: BrokerConfig) -> CostModel:
     return CostModel(broker.commission, broker.slippage)
 
 
-def make_account(broker: BrokerConfig) -> Account:
-    """A fresh account with the configured cash, costs and leverage."""
-    return Account(broker.cash, cost_model(broker), broker.leverage)
+def borrow_per_bar(broker: BrokerConfig, timeframe: str | None) -> float:
+    """``broker.borrow_rate`` (yearly) as the interest of one bar of ``timeframe``.
+
+    Raises:
+        ExecutionError: A borrow rate is set and no timeframe is given.
+    """
+    yearly = getattr(broker, "borrow_rate", 0.0)
+    if not yearly:
+        return 0.0
+    if timeframe is None:
+        raise ExecutionError("broker.borrow_rate is charged per bar: give the bars' timeframe "
+                             "(data.timeframe) to the account")
+    return rules.bar_rate(yearly, timeframe_ms(timeframe))
 
 
-def restore_account(state: Mapping[str, Any], broker: BrokerConfig) -> Account:
-    """The account ``Account.to_dict`` saved, with the configured costs and leverage."""
-    return Account.from_dict(state, cost_model(broker), broker.leverage)
+def make_account(broker: BrokerConfig, timeframe: str | None = None) -> Account:
+    """A fresh account with the configured cash, costs, leverage and borrow interest (per
+    bar of ``timeframe``; needed when ``broker.borrow_rate`` is set)."""
+    return Account(broker.cash, cost_model(broker), broker.leverage,
+                   borrow_per_bar(broker, timeframe))
+
+
+def restore_account(state: Mapping[str, Any], broker: BrokerConfig,
+                    timeframe: str | None = None) -> Account:
+    """The account ``Account.to_dict`` saved, with the configured costs, leverage and
+    borrow interest (per bar of ``timeframe``)."""
+    return Account.from_dict(state, cost_model(broker), broker.leverage,
+                             borrow_per_bar(broker, timeframe))
 
 
 def contributions(account: Account, position: pd.DataFrame,
                   closes: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Per symbol of ``account``: P&L brought (cash flows plus the open position at
-    ``closes``), fees and exposure (share of the recorded closes, the rows of
-    ``position``, that held it)."""
+    ``closes``), fees, borrow interest, funding and exposure (share of the recorded closes, the
+    rows of ``position``, that held it)."""
     return {s: {"pnl": account.contribution(s, closes[s]),
                 "fees": account.fees_by_symbol.get(s, 0.0),
+                "borrow": account.borrow_by_symbol.get(s, 0.0),
+                "funding": account.funding_by_symbol.get(s, 0.0),
                 "exposure": float((position[s] != 0).mean()) if len(position) else 0.0}
             for s in position.columns}

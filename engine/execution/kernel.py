@@ -1,10 +1,10 @@
 """The sweep kernel: one account trading one symbol, compiled with numba.
 
 The kernel is the bar loop of ``Account.rebalance`` for a single symbol (order, sells
-first, affordability, fill, position move, equity at each close); every rule it applies is
-a function of ``engine.execution.rules`` (or of the cost model's class) compiled with
-numba, the very functions ``CostModel`` and ``Account`` call. So its results are the
-backtrader driver's (``engine.simulation.simulate``) to 1e-9;
+first, affordability, fill, position move; funding, borrow interest and equity at each
+close); every rule it applies is a function of ``engine.execution.rules`` (or of the
+cost model's class) compiled with numba, the very functions ``CostModel`` and ``Account``
+call. So its results are the backtrader driver's (``engine.simulation.simulate``) to 1e-9;
 ``tests/engine/execution/test_kernel.py`` pins that for every strategy offering an array
 form. A cost model with other cost rules gets its own compiled loop (``bar_loop``).
 
@@ -30,7 +30,7 @@ from numba import njit
 
 from engine.execution import rules
 from engine.execution.costs import CostModel
-from engine.execution.records import Fill, RoundTrip
+from engine.execution.records import FUNDING, Fill, RoundTrip
 
 FLAT, LONG, SHORT = 0, 1, 2  # columns of the decision array
 
@@ -40,23 +40,31 @@ _buy_budget = njit(rules.buy_budget)
 _affordable_scale = njit(rules.affordable_scale)
 _move = njit(rules.move)
 _round_trip_pnl = njit(rules.round_trip_pnl)
+_coin_interest = njit(rules.coin_interest)
+_cash_interest = njit(rules.cash_interest)
+_funding = njit(rules.funding)
 _LOOPS: dict[type, object] = {}  # cost model class -> its compiled bar loop
 _DUST = rules.DUST
 
 
 class Prices(NamedTuple):
-    """The bars as contiguous float64 arrays, warm-up included."""
+    """The bars as contiguous float64 arrays, warm-up included; ``funding`` is a perpetual
+    future's funding rate summed over each bar (None for a spot market)."""
 
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
+    funding: np.ndarray | None = None
 
 
 def prices(frame: pd.DataFrame) -> Prices:
-    """The open, high, low and close columns of an OHLCV frame as ``Prices``."""
+    """The open, high, low and close columns (and the funding rates, ``FUNDING``, of a
+    perpetual future) of an OHLCV frame as ``Prices``."""
+    funding = (np.ascontiguousarray(frame[FUNDING].to_numpy(dtype="float64"))
+               if FUNDING in frame.columns else None)
     return Prices(*(np.ascontiguousarray(frame[c].to_numpy(dtype="float64"))
-                    for c in ("open", "high", "low", "close")))
+                    for c in ("open", "high", "low", "close")), funding)
 
 
 class KernelRun(NamedTuple):
@@ -65,6 +73,8 @@ class KernelRun(NamedTuple):
     equity: np.ndarray  # account equity at each close from ``start``
     position: np.ndarray  # units held at each close from ``start``
     fees: float
+    borrow: float  # borrow interest paid
+    funding: float  # perpetual funding paid (negative: received)
     fill_bar: np.ndarray  # bar number of each fill (int)
     fill_delta: np.ndarray  # units bought (> 0) or sold (< 0)
     fill_price: np.ndarray
@@ -169,7 +179,8 @@ def _loop_over(order, fill_price, fee):
     """The compiled bar loop over the order step and these cost rules."""
 
     @njit
-    def loop(open_, high, low, close, weights, start, cash, rates, leverage):
+    def loop(open_, high, low, close, funding, weights, start, cash, rates, leverage,
+             borrow_rate):
         n = close.shape[0]
         equity = np.empty(n - start)
         position = np.empty(n - start)
@@ -178,7 +189,7 @@ def _loop_over(order, fill_price, fee):
         trades_i = np.empty((2, n + 1), np.int64)  # entry bar, exit bar
         trades_f = np.empty((5, n + 1))  # size, entry price, exit price, pnl, fees
         n_fills = n_trades = 0
-        held = entry_price = entry_fees = fees = 0.0
+        held = entry_price = entry_fees = fees = borrow = funded = 0.0
         opened_bar = -1
         pending = np.nan
         for t in range(n):
@@ -202,6 +213,15 @@ def _loop_over(order, fill_price, fee):
                     n_trades += 1
                     opened_bar = -1 if closed == before else opened_bar
                 opened_bar = t if held != 0 and opened_bar < 0 else opened_bar
+            if funding[t] != 0 and held != 0:  # Account.fund: marked at the bar's open
+                paid_funding = _funding(held, open_[t], funding[t])
+                cash -= paid_funding
+                funded += paid_funding
+            if borrow_rate != 0:  # Account.accrue: the bar's interest at its close
+                interest = (_coin_interest(held, close[t], borrow_rate)
+                            + _cash_interest(cash, borrow_rate))
+                cash -= interest
+                borrow += interest
             pending = np.nan
             if t >= start:
                 weight = weights[t, FLAT if held == 0 else (LONG if held > 0 else SHORT)]
@@ -214,7 +234,7 @@ def _loop_over(order, fill_price, fee):
             _record_trip(trades_i, trades_f, n_trades, opened_bar, n - 1, held, entry_price,
                          close[n - 1], entry_fees, 0.0)
             n_trades += 1
-        return (equity, position, fees, fills_i[:n_fills], fills_f[0, :n_fills],
+        return (equity, position, fees, borrow, funded, fills_i[:n_fills], fills_f[0, :n_fills],
                 fills_f[1, :n_fills], fills_f[2, :n_fills], trades_i[0, :n_trades],
                 trades_i[1, :n_trades], trades_f[0, :n_trades], trades_f[1, :n_trades],
                 trades_f[2, :n_trades], trades_f[3, :n_trades], trades_f[4, :n_trades],
@@ -224,7 +244,7 @@ def _loop_over(order, fill_price, fee):
 
 
 def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostModel,
-        leverage: float = 1.0) -> KernelRun:
+        leverage: float = 1.0, borrow_per_bar: float = 0.0) -> KernelRun:
     """Trade ``weights`` over ``bars``, as ``simulate`` does for one symbol.
 
     Args:
@@ -234,10 +254,14 @@ def run(bars: Prices, weights: np.ndarray, start: int, cash: float, costs: CostM
         cash: Starting cash.
         costs: The cost model (its class's cost rules are compiled).
         leverage: ``broker.leverage``.
+        borrow_per_bar: Borrow interest per bar (``account.borrow_per_bar``).
     """
+    funding = bars.funding if bars.funding is not None else np.zeros(len(bars.close))
     return KernelRun(*bar_loop(costs)(
-        bars.open, bars.high, bars.low, bars.close, np.ascontiguousarray(weights, "float64"),
-        int(start), float(cash), tuple(map(float, costs.rates)), float(leverage)))
+        bars.open, bars.high, bars.low, bars.close, funding,
+        np.ascontiguousarray(weights, "float64"),
+        int(start), float(cash), tuple(map(float, costs.rates)), float(leverage),
+        float(borrow_per_bar)))
 
 
 def warm_up(costs: CostModel | None = None) -> None:

@@ -18,6 +18,9 @@ from typing import Any
 import pandas as pd
 
 PORTFOLIO = "portfolio"  # the symbol of a run whose symbols share one account
+#: The column of a perpetual future's frame holding its funding rate summed over each bar
+#: (``engine.data.funding``); the drivers pay it through ``Account.fund``.
+FUNDING = "funding_rate"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class StrategyRun:
     fees: float = 0.0
     pending: tuple[dict[str, float], bool] | None = None  # decided at the last bar, unfilled
     contributions: dict[str, dict[str, float]] = field(default_factory=dict)  # per symbol
+    borrow: float = 0.0  # borrow interest paid
+    funding: float = 0.0  # perpetual funding paid (negative: received)
 
     @property
     def symbols(self) -> list[str]:

@@ -18,9 +18,12 @@ Two kinds of rule:
   ``round_trip_pnl``) are the same for every cost model: they take what the cost rules
   computed.
 
-A per-bar carrying cost (borrow interest on shorts and on borrowed cash, perpetual funding)
-belongs here too, as a rule of the position, the close and ``rates`` applied by every
-driver at each close.
+- **Carry rules** (``bar_rate``, ``coin_interest``, ``cash_interest``, ``funding``): what
+  holding a position costs while time passes. Borrow interest is simple interest per bar
+  at a yearly rate over a 365-day year, charged at each bar's close on the value of the
+  coins borrowed for a short (marked at that close) and on negative cash. A perpetual
+  future's funding is the position's notional times the funding rate of each funding time
+  in the bar, marked at the bar's open.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import math
 ROUNDING_MARGIN = 1e-9
 #: Positions smaller than this (in units) are treated as closed: rounding dust.
 DUST = 1e-12
+#: Milliseconds in the year of a yearly interest rate: 365 days (crypto trades every day).
+YEAR_MS = 365 * 86_400_000
 
 
 # --- cost rules: CostModel's flat commission and slippage; rates = (commission, slippage) --
@@ -158,3 +163,34 @@ def round_trip_pnl(closed: float, price: float, entry_price: float, entry_fees: 
     """P&L after fees of ``closed`` units (negative = a short) entered at ``entry_price``
     and left at ``price``."""
     return closed * (price - entry_price) - entry_fees - exit_fee
+
+
+# --- carry rules: what holding costs while time passes --------------------------------------
+
+def bar_rate(yearly: float, bar_ms: float) -> float:
+    """The interest of one bar of ``bar_ms`` milliseconds at ``yearly`` simple interest
+    over a 365-day year (``0.1`` a year on daily bars: ``0.1 / 365`` a bar)."""
+    return yearly * bar_ms / YEAR_MS
+
+
+def coin_interest(held: float, close: float, rate: float) -> float:
+    """One bar's interest at ``rate`` (``bar_rate``) on the coins borrowed for a short of
+    ``held`` units (0 for a long or flat position), marked at ``close``."""
+    if held < 0:
+        return -held * close * rate
+    return 0.0
+
+
+def cash_interest(cash: float, rate: float) -> float:
+    """One bar's interest at ``rate`` (``bar_rate``) on borrowed cash: on ``-cash`` when
+    the cash is below zero, else 0."""
+    if cash < 0:
+        return -cash * rate
+    return 0.0
+
+
+def funding(held: float, price: float, rate: float) -> float:
+    """Funding paid (> 0) or received (< 0) by ``held`` units of a perpetual future at a
+    funding ``rate``, marked at ``price``: a long pays a positive rate, a short receives
+    it (and the other way round for a negative rate)."""
+    return held * price * rate

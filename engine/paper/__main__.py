@@ -97,15 +97,17 @@ def check_model_file(state: PaperState) -> None:
                          f"whole .keras file: {bad}); {fix}")
 
 
-def buy_and_hold(candles: pd.DataFrame, broker: BrokerConfig) -> pd.Series:
+def buy_and_hold(candles: pd.DataFrame, broker: BrokerConfig,
+                 timeframe: str | None = None) -> pd.Series:
     """Equity of buying every symbol of one account in equal weights at the open after the
     first processed candle, filled by the execution core as the backtest's BuyAndHold is.
 
     Args:
         candles: That account's rows of the ``candles`` table, indexed by time.
         broker: The broker settings the state was made with.
+        timeframe: The state's candle timeframe (needed with ``broker.borrow_rate``).
     """
-    account = make_account(broker)
+    account = make_account(broker, timeframe)
     closes = candles.pivot(columns="symbol", values="close")
     times = closes.index
     if len(times) > 1:
@@ -130,7 +132,9 @@ def _position_rows(name: str, account: Account, candles: pd.DataFrame,
                      "entry_price": held.entry_price if held else None, "last_close": close,
                      "realized": realized,
                      "unrealized": account.contribution(symbol, close) - realized,
-                     "fees_paid": account.fees_by_symbol.get(symbol, 0.0)})
+                     "fees_paid": account.fees_by_symbol.get(symbol, 0.0),
+                     "borrow_paid": account.borrow_by_symbol.get(symbol, 0.0),
+                     "funding_paid": account.funding_by_symbol.get(symbol, 0.0)})
     return rows
 
 
@@ -147,16 +151,18 @@ def status_text(state: PaperState) -> tuple[str, dict[str, dict[str, pd.Series]]
     candles = state.table("candles")
     candles.index = pd.DatetimeIndex(pd.to_datetime(candles.pop("time"), utc=True))
     trades, broker = state.table("trades"), BrokerConfig(**meta["broker"])
+    timeframe = meta["config"]["data"]["timeframe"]
     rows, summary, curves = [], [], {}
     for name, data in state.accounts().items():
-        account = restore_account(data, broker)
+        account = restore_account(data, broker, timeframe)
         mine = candles[candles["account"] == name]
         equity = mine.groupby(level=0)["equity"].first()
-        hold = buy_and_hold(mine, broker)
+        hold = buy_and_hold(mine, broker, timeframe)
         curves[name] = {f"paper: {meta['strategy']}": equity, "buy_and_hold": hold}
         rows += _position_rows(name, account, mine, trades[trades["account"] == name])
         summary.append({"account": name, "equity": float(equity.iloc[-1]),
-                        "fees_paid": account.fees,
+                        "fees_paid": account.fees, "borrow_paid": account.borrow,
+                        "funding_paid": account.funding,
                         "total_return": float(equity.iloc[-1]) / broker.cash - 1,
                         "buy_and_hold_return": float(hold.iloc[-1]) / broker.cash - 1})
     total = sum(r["equity"] for r in summary)

@@ -3,7 +3,8 @@
 For each newly closed candle, in order, it:
 
 1. updates the candles (the cache, then the exchange for what is missing);
-2. fills the orders decided at the previous candle's close at this candle's open;
+2. fills the orders decided at the previous candle's close at this candle's open, and
+   charges the candle's borrow interest at its close (``broker.borrow_rate``);
 3. re-fits the forecaster when the walk-forward schedule says so (the same folds, seeds
    and warm starts as the backtest) and forecasts the next close;
 4. runs the configured strategy class in backtrader over the bars its decision looks back
@@ -38,6 +39,7 @@ from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, StateError, TemporaryExchangeError
 from engine.execution import PORTFOLIO, Account, Bar, make_account, restore_account
+from engine.execution.records import FUNDING
 from engine.folds import fold_plan
 from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
@@ -65,6 +67,11 @@ def fingerprint(cfg: Config) -> str:
     for key in ("end", "cache_dir", "model_store", "csv", "api_url", "exchange_options",
                 "retries", "retry_backoff_s"):
         data["data"].pop(key, None)
+    if not data["broker"].get("borrow_rate"):  # states made before borrow interest existed
+        data["broker"].pop("borrow_rate", None)
+    if data["data"].get("market") == "spot":  # ... and before perpetual futures
+        data["data"].pop("market", None)
+    data["data"].pop("funding_csv", None)
     data.pop("output_dir", None)
     data["paper"].pop("poll_seconds", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -196,7 +203,8 @@ class PaperTrader:
 
     def _start(self, market: MarketData) -> None:
         """A new state file: new accounts, bound to this config, starting at the last candle."""
-        accounts = {self._name(symbols): make_account(self.cfg.broker).to_dict()
+        accounts = {self._name(symbols): make_account(self.cfg.broker,
+                                                      self.cfg.data.timeframe).to_dict()
                     for symbols in self.cfg.symbol_groups}
         self.state.initialise({
             "fingerprint": fingerprint(self.cfg), "config_file": str(self.cfg.source),
@@ -223,6 +231,15 @@ class PaperTrader:
             symbols = self._symbols(name)
             bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in symbols}
             self._fill(update, name, accounts[name], targets, bars, t, decided_at, resize, meta)
+        # 1b. The candle's funding (a perpetual future's frames carry it) and borrow
+        # interest, at its close, as the backtest's broker charges them.
+        for symbols in self.cfg.symbol_groups:
+            account = accounts[self._name(symbols)]
+            last = {s: frames[s].iloc[-1] for s in symbols}
+            if all(FUNDING in bar.index for bar in last.values()):
+                account.fund({s: float(b["open"]) for s, b in last.items()},
+                             {s: float(b[FUNDING]) for s, b in last.items()})
+            account.accrue({s: float(b["close"]) for s, b in last.items()})
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
         if self.forecaster is not None:
             fold, model_file, row = self._forecast(frames, t, meta)
@@ -268,7 +285,7 @@ class PaperTrader:
         return next(s for s in self.cfg.symbol_groups if self._name(s) == name)
 
     def _accounts(self) -> dict[str, Account]:
-        return {name: restore_account(data, self.cfg.broker)
+        return {name: restore_account(data, self.cfg.broker, self.cfg.data.timeframe)
                 for name, data in self.state.accounts().items()}
 
     def _open_orders(self) -> dict[str, tuple[dict[str, float], bool, str]]:

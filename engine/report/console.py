@@ -17,8 +17,9 @@ from engine.report.tables import render_table
 WIDTH = 120  # characters: a terminal of 120 columns shows every line whole
 # Trading columns, most wanted first (strategy and symbol are always shown).
 TRADING_PRIORITY = ("total_return", "sharpe", "max_drawdown", "final_equity", "n_trades",
-                    "cagr", "win_rate", "profit_factor", "fees_paid", "sortino", "exposure",
-                    "calmar", "volatility", "alpha", "beta", "information_ratio")
+                    "cagr", "win_rate", "profit_factor", "fees_paid", "borrow_paid",
+                    "funding_paid", "sortino", "exposure", "calmar", "volatility", "alpha",
+                    "beta", "information_ratio")
 FORECAST_PRIORITY = ("n", "mse_ratio", "directional_accuracy", "direction_baseline",
                      "direction_p", "dm_stat", "dm_p_two_sided", "rmse", "mape",
                      "persistence_rmse", "mse", "persistence_mse", "dm_p_better")

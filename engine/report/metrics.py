@@ -192,6 +192,8 @@ def trading_metrics(run: StrategyRun, bars_per_year: float,
         **trade_metrics(pnl, held),
         "exposure": _exposure_share(run.position),
         "fees_paid": float(run.fees),
+        "borrow_paid": float(run.borrow),
+        "funding_paid": float(run.funding),
         "final_equity": float(equity.iloc[-1]),
         **relative_metrics(returns, benchmark, bars_per_year),
     }

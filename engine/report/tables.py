@@ -18,27 +18,33 @@ from engine.secrets import redact
 LOWER_IS_BETTER = frozenset(m for m, way in DIRECTIONS.items() if way == "min")
 TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "volatility",
                  "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure",
-                 "alpha", "beta", "information_ratio", "fees_paid", "final_equity"]
+                 "alpha", "beta", "information_ratio", "fees_paid", "borrow_paid",
+                 "funding_paid", "final_equity"]
+CARRY_COLUMNS = ("borrow_paid", "funding_paid")  # shown only when some run paid them
 PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "mape",
            "directional_accuracy", "buy_and_hold_return", "volatility", "alpha", "return",
            "hit_rate", "accuracy", "baseline", "up_share", "direction_baseline",
            "mean_signed_return", "min_abs_pred", "max_abs_pred", "min_return",
            "median_return", "max_return"}
-MONEY = {"fees_paid", "final_equity", "equity", "realized", "unrealized", "last_close",
-         "entry_price", "exit_price", "expectancy", "best_trade", "worst_trade", "pnl", "fees"}
+MONEY = {"fees_paid", "borrow_paid", "borrow", "funding_paid", "funding", "final_equity",
+         "equity", "realized", "unrealized", "last_close", "entry_price", "exit_price",
+         "expectancy", "best_trade", "worst_trade", "pnl", "fees"}
 
 
 def comparison_table(results: Iterable[Mapping[str, Any]], sort_by: str) -> pd.DataFrame:
     """One row per (strategy, symbol), best first by ``sort_by`` (missing values last).
 
-    Metrics a result lacks (a report from an older version) are left empty.
+    Metrics a result lacks (a report from an older version) are left empty. Costs that no
+    run paid (``CARRY_COLUMNS``: borrow interest without ``broker.borrow_rate``) are left
+    out unless sorted by.
     """
     frame = pd.DataFrame([{"strategy": r["strategy"], "symbol": r["symbol"],
                            **{c: r.get(c) for c in TABLE_COLUMNS}} for r in results])
     if frame.empty:
         return frame
     frame[TABLE_COLUMNS] = frame[TABLE_COLUMNS].astype("float64")
-    return sort_table(frame, sort_by)
+    unpaid = [c for c in CARRY_COLUMNS if c != sort_by and not frame[c].fillna(0).any()]
+    return sort_table(frame, sort_by).drop(columns=unpaid)
 
 
 def sort_table(frame: pd.DataFrame, sort_by: str) -> pd.DataFrame:

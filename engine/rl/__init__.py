@@ -82,10 +82,11 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         first = forecaster.window_len - 1
     symbols = traded_symbols(cfg)
     forecasts = walkforward.tables(rl.forecaster) if rl.use_forecast else None
-    data = env_data(forecaster, frames, symbols, forecasts, first)
+    data = env_data(forecaster, frames, symbols, forecasts, first, cfg.data.timeframe)
     lo, hi = bar_range(data, rl, start, end)
     broker = cfg.broker
-    env = TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi)
+    env = TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi,
+                     broker.borrow_rate)
     if seed is not None:
         env.reset(seed=seed)
     return env

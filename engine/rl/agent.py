@@ -105,7 +105,7 @@ def ppo_targets(cfg: Config, params: Mapping[str, Any], frames: Mapping[str, pd.
     forecaster = cfg.forecaster(observed or cfg.rl.forecaster)
     data = env_data(forecaster, frames, symbols,
                     walkforward.tables(observed) if observed is not None else None,
-                    walkforward.first_forecast_bar)
+                    walkforward.first_forecast_bar, cfg.data.timeframe)
     plans = walkforward.plans
     ppo = PPOSettings(**{f.name: params[f.name] for f in fields(PPOSettings)})
     return train_and_act(data, rl, cfg.broker, plans, ppo, model_dir, file_stem(label, symbols),
@@ -155,7 +155,8 @@ def _walk(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list[FoldPla
 def _env(data: EnvData, rl: RLConfig, broker: BrokerConfig, start: int,
          end: int) -> TradingEnv:
     lo, hi = bar_range(data, rl, start, end)
-    return TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi)
+    return TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi,
+                      broker.borrow_rate)
 
 
 def _train_range(data: EnvData, rl: RLConfig, plan: FoldPlan) -> tuple[int, int]:

@@ -26,7 +26,9 @@ import pandas as pd
 
 from engine.config import RLConfig
 from engine.errors import ConfigError
-from engine.execution import Account, Bar, CostModel
+from engine.execution import Account, Bar, CostModel, rules
+from engine.execution.records import FUNDING
+from engine.timeframes import timeframe_ms
 from models.features import build_windows
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,12 @@ class EnvData:
     highs: np.ndarray
     lows: np.ndarray
     closes: np.ndarray
+    funding: np.ndarray  # (bars, symbols) perpetual funding rate summed per bar; 0 for spot
     windows: np.ndarray  # (bars, window_len * features) float32; NaN rows before the first
     forecast: np.ndarray | None  # (bars, symbols) predicted next-bar return, NaN where none
     window_len: int
     first_forecast_bar: int  # the backtest's first traded bar (walk-forward test start)
+    bar_ms: int  # length of one bar (data.timeframe), for per-bar interest
 
 
 def action_space(kind: str, n_symbols: int) -> gym.Space:
@@ -150,15 +154,17 @@ class TradingEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, data: EnvData, settings: RLConfig, cash: float, costs: CostModel,
-                 leverage: float, start: int, end: int):
+                 leverage: float, start: int, end: int, borrow_rate: float = 0.0):
         self.data, self.settings = data, settings
         self.cash, self.costs, self.leverage = cash, costs, leverage
+        # broker.borrow_rate (yearly) as the interest of one of the data's bars
+        self.borrow_per_bar = rules.bar_rate(borrow_rate, data.bar_ms)
         self.start, self.end = start, end
         n = len(data.symbols)
         size = data.windows.shape[1] + (n if settings.use_forecast else 0) + n + 1
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.action_space = action_space(settings.action_space, n)
-        self.account = Account(cash, costs, leverage)
+        self.account = Account(cash, costs, leverage, self.borrow_per_bar)
         self.bar = start
         self.last_target: dict[str, float] | None = None
         self._sharpe = (0.0, 0.0)
@@ -167,7 +173,7 @@ class TradingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.account = Account(self.cash, self.costs, self.leverage)
+        self.account = Account(self.cash, self.costs, self.leverage, self.borrow_per_bar)
         self.bar, self.last_target, self._sharpe = self.start, None, (0.0, 0.0)
         return self._observe(), self._info()
 
@@ -191,7 +197,9 @@ class TradingEnv(gym.Env):
     # --- the account ----------------------------------------------------------------------
 
     def trade(self, targets: dict[str, float], decided_at: pd.Timestamp) -> None:
-        """Fill ``targets`` at the open of the current bar (the replay strategy's rule)."""
+        """Fill ``targets`` at the open of the current bar (the replay strategy's rule),
+        then pay the bar's funding and borrow interest at its close (as the backtest's
+        broker does)."""
         resize = targets != self.last_target
         self.last_target = targets
         d, t = self.data, self.bar
@@ -201,6 +209,9 @@ class TradingEnv(gym.Env):
         self.account.rebalance(targets, bars, when,
                                decided_at.tz_convert("UTC").tz_localize(None).to_pydatetime(),
                                bar=t, resize=resize)
+        self.account.fund({s: float(d.opens[t, j]) for j, s in enumerate(d.symbols)},
+                          {s: float(d.funding[t, j]) for j, s in enumerate(d.symbols)})
+        self.account.accrue(self.closes())
 
     def closes(self) -> dict[str, float]:
         """Closes of the current bar per traded symbol."""
@@ -243,11 +254,13 @@ class TradingEnv(gym.Env):
 
 
 def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple[str, ...],
-             forecasts: Mapping[str, pd.DataFrame] | None, first_forecast_bar: int) -> EnvData:
+             forecasts: Mapping[str, pd.DataFrame] | None, first_forecast_bar: int,
+             timeframe: str) -> EnvData:
     """Precompute the arrays of ``EnvData`` from aligned frames and walk-forward forecasts.
 
     The observed window is ``forecaster``'s (a forecaster config entry): its raw features
     normalised by the window's first row, its derived features as they are.
+    ``timeframe`` is the bars' (``data.timeframe``): borrow interest is charged per bar.
     """
     index = next(iter(frames.values())).index
     windows = build_windows(frames, forecaster)
@@ -261,8 +274,12 @@ def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple
     if forecasts is not None:
         forecast = np.column_stack([
             forecasts[s]["pred_return"].reindex(index).to_numpy("float64") for s in symbols])
+    funding = np.column_stack([
+        frames[s][FUNDING].to_numpy("float64") if FUNDING in frames[s].columns
+        else np.zeros(len(index)) for s in symbols])
     return EnvData(index, tuple(symbols), column("open"), column("high"), column("low"),
-                   column("close"), flat, forecast, forecaster.window_len, first_forecast_bar)
+                   column("close"), funding, flat, forecast, forecaster.window_len,
+                   first_forecast_bar, timeframe_ms(timeframe))
 
 
 def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from engine.config import Config
 from engine.data import MarketData
-from engine.execution import StrategyRun, cost_model
+from engine.execution import StrategyRun, borrow_per_bar, cost_model
 from engine.sweep.spec import Objective, SweepSpec
 from strategies.registry import get_strategy, resolve_params, spec_label, user_params
 
@@ -74,10 +74,12 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
     weights = cls.weights_array(params, frame, forecasts, symbol, arrays)
     broker = cfg.broker
     result = kernel.run(arrays["prices"], weights, wf.first_forecast_bar, broker.cash,
-                        cost_model(broker), broker.leverage)
+                        cost_model(broker), broker.leverage,
+                        borrow_per_bar(broker, cfg.data.timeframe))
     index = _index(market.index, wf.first_forecast_bar, arrays)
     run = StrategyRun(spec_label(spec), symbol, pd.Series(result.equity, index, name="equity"),
-                      pd.DataFrame({symbol: result.position}, index=index), fees=result.fees)
+                      pd.DataFrame({symbol: result.position}, index=index), fees=result.fees,
+                      borrow=result.borrow, funding=result.funding)
     return run, result
 
 

@@ -86,7 +86,8 @@ def test_report_json_has_every_section(cli_run):
                      for s in ("BTC/USDT", "ETH/USDT")}
     for entry in report["strategies"]:
         assert {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
-                "win_rate", "exposure", "fees_paid", "final_equity", "volatility", "calmar",
+                "win_rate", "exposure", "fees_paid", "borrow_paid", "final_equity",
+                "volatility", "calmar",
                 "profit_factor", "expectancy", "avg_bars_held", "best_trade", "worst_trade",
                 "alpha", "beta", "information_ratio"} <= set(entry)
     # Re-fits at bars 250, 300, 350 and 400: the last one, at the end of the data, only

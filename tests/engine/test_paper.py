@@ -136,6 +136,35 @@ def test_portfolio_paper_trades_equal_the_backtest(tmp_path, candles, spec):
     np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
 
 
+def test_paper_pays_the_backtests_borrow_interest_on_shorts(tmp_path, candles):
+    """With broker.borrow_rate the paper account charges each candle's interest at its
+    close, in the state, as the backtest does: same equity, same interest per symbol."""
+    index = candles["BTC/USDT"].index
+    spec = {"name": "sma_cross", "fast": 2, "slow": 6, "short": True}
+    broker = {"borrow_rate": 0.5}
+    with LoopbackExchange(candles, max_limit=100) as ex:
+        closed_through(ex, index[229])
+        trader, state = make_trader(tmp_path, ex, strategies=[spec], broker=broker)
+        trader.run_once()
+        for last in (240, 241, 279):
+            closed_through(ex, index[last])
+            trader.run_once()
+        paper_candles, accounts = state.table("candles"), state.accounts()
+        text, _ = status_text(state)
+    cfg = trader.cfg
+    params = {k: v for k, v in spec.items() if k != "name"}
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        run = simulate({symbol: candles[symbol]}, get_strategy("sma_cross"), params,
+                       cfg.broker, trade_start=index[229], timeframe=cfg.data.timeframe)
+        equity = paper_candles[paper_candles["symbol"] == symbol]["equity"].to_numpy()
+        np.testing.assert_allclose(run.equity.to_numpy(), equity, rtol=1e-9)
+        assert run.borrow > 0 and (run.position[symbol] < 0).any()
+        assert accounts[symbol]["borrow"] == pytest.approx(run.borrow, rel=1e-9)
+        assert accounts[symbol]["borrow_by_symbol"][symbol] == pytest.approx(
+            run.contributions[symbol]["borrow"], rel=1e-9)
+    assert "borrow_paid" in text
+
+
 def test_state_made_with_another_config_is_refused(tmp_path, candles):
     with LoopbackExchange(candles) as ex:
         closed_through(ex, candles["BTC/USDT"].index[239])
@@ -468,3 +497,50 @@ def test_a_second_process_cannot_apply_the_same_candle(tmp_path, candles):
         with pytest.raises(StateError, match="being updated by another paper-trading process"):
             state.apply(stale, expected_last=None)
         assert state.meta()["last_processed"] == index[239].isoformat()
+
+
+def test_paper_pays_the_backtests_funding_on_a_perpetual_future(tmp_path):
+    """binanceusdm candles and funding through the loopback exchange: the paper account
+    pays each candle's funding (and interest) as the backtest does over the same bars."""
+    from engine.data.funding import per_bar
+    from engine.execution.records import FUNDING
+
+    perp = "BTC/USDT:USDT"
+    frame = make_ohlcv(280, seed=1, price=10_000.0).round(8)
+    times = pd.date_range(frame.index[0], periods=3 * 280, freq="8h", tz="UTC")
+    rates = pd.Series(np.random.default_rng(3).normal(2e-4, 4e-4, len(times)).round(8),
+                      index=times)
+    index = frame.index
+    spec = {"name": "sma_cross", "fast": 2, "slow": 6, "short": True}
+    with LoopbackExchange({perp: frame}, max_limit=100, funding={perp: rates}) as ex:
+        closed_through(ex, index[229])
+        trader, state = make_trader(
+            tmp_path, ex, strategies=[spec], broker={"borrow_rate": 0.1},
+            data={"exchange": "binanceusdm", "symbols": [perp], "market": "perp"})
+        trader.run_once()
+        for last in (240, 241, 279):
+            closed_through(ex, index[last])
+            trader.run_once()
+        paper_candles, accounts = state.table("candles"), state.accounts()
+    cfg = trader.cfg
+    bars = frame.assign(**{FUNDING: per_bar(rates, index, pd.Timedelta("1D"))})
+    run = simulate({perp: bars}, get_strategy("sma_cross"),
+                   {k: v for k, v in spec.items() if k != "name"}, cfg.broker,
+                   trade_start=index[229], timeframe="1d")
+    np.testing.assert_allclose(run.equity.to_numpy(), paper_candles["equity"].to_numpy(),
+                               rtol=1e-9)
+    assert run.funding != 0 and accounts[perp]["funding"] == pytest.approx(run.funding,
+                                                                          rel=1e-9)
+    assert accounts[perp]["borrow"] == pytest.approx(run.borrow, rel=1e-9)
+
+
+def test_carry_settings_bind_a_state_only_when_they_charge_something(tmp_path):
+    from engine.paper.trader import fingerprint
+
+    raw = config_dict(tmp_path, None)
+    plain = fingerprint(validate_config(raw))
+    # written out at their defaults they change nothing: states made before them still open
+    explicit = {**raw, "data": {**raw["data"], "market": "spot"}, "broker": {"borrow_rate": 0.0}}
+    assert fingerprint(validate_config(explicit)) == plain
+    charged = {**raw, "broker": {"borrow_rate": 0.05}}
+    assert fingerprint(validate_config(charged)) != plain

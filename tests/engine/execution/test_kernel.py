@@ -17,14 +17,23 @@ import pandas as pd
 import pytest
 
 from engine.config import BrokerConfig
-from engine.execution import Account, CostModel, cost_model
+from engine.execution import Account, CostModel, borrow_per_bar, cost_model
 from engine.execution.kernel import prices, run
 from engine.simulation import simulate
 from strategies.base import TargetStrategy
 from strategies.indicators import sma_array
 from strategies.registry import resolve_params
 from tests.conftest import make_ohlcv
-from tests.fast_path import BROKERS, SEEDS, SYMBOL, cases, fast_path_strategies, series, variants
+from tests.fast_path import (
+    BROKERS,
+    SEEDS,
+    SYMBOL,
+    TIMEFRAME,
+    cases,
+    fast_path_strategies,
+    series,
+    variants,
+)
 
 START = 40
 
@@ -36,6 +45,7 @@ def assert_same_run(fast, slow, frame: pd.DataFrame, cash: float) -> None:
     np.testing.assert_allclose(fast.position, slow.position[SYMBOL].to_numpy(), rtol=1e-9,
                                atol=1e-12)
     assert fast.fees == pytest.approx(slow.fees, rel=1e-9, abs=1e-12)
+    assert fast.borrow == pytest.approx(slow.borrow, rel=1e-9, abs=1e-12)
     fills = fast.fill_records(index, SYMBOL)
     assert len(fills) == len(slow.fills)
     for mine, theirs in zip(fills, slow.fills, strict=True):
@@ -71,11 +81,14 @@ def test_the_kernel_run_is_the_backtrader_run(name, variant, broker, seed):
     cfg = BROKERS[broker]
     frame, forecasts = series(seed)
     slow = simulate({SYMBOL: frame}, cls, params, cfg, trade_start=frame.index[START],
-                    forecasts={SYMBOL: forecasts})
+                    forecasts={SYMBOL: forecasts}, timeframe=TIMEFRAME)
     weights = cls.weights_array(params, frame, forecasts, SYMBOL)
-    fast = run(prices(frame), weights, START, cfg.cash, cost_model(cfg), cfg.leverage)
+    fast = run(prices(frame), weights, START, cfg.cash, cost_model(cfg), cfg.leverage,
+               borrow_per_bar(cfg, TIMEFRAME))
     assert len(slow.fills) > 0
     assert_same_run(fast, slow, frame, cfg.cash)
+    if cfg.borrow_rate and (slow.position[SYMBOL] < 0).any():
+        assert slow.borrow > 0  # the interest did apply
 
 
 # Parameter sets that exercise the thresholds, beyond the generated variants.
@@ -113,17 +126,22 @@ class ArrayDecisions(TargetStrategy):
         return None if math.isnan(weight) else ({self.data._name: float(weight)}, False)
 
 
+@pytest.mark.parametrize("borrow_rate", [0.0, 0.4])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_borrowing_up_to_leverage_2_matches(seed):
+def test_borrowing_up_to_leverage_2_matches(seed, borrow_rate):
     """Weights up to 2 x equity (long and short) make purchases borrow, so the kernel's
-    leverage budget and its scale-down decide fills here."""
+    leverage budget and its scale-down decide fills here; with a borrow rate, interest on
+    the shorts' coins and on negative cash too."""
     frame, _ = series(seed)
     rng = np.random.default_rng(seed)
     weights = rng.choice([-2.0, -1.0, -0.5, 0.0, 0.7, 1.5, 2.0, np.nan], (len(frame), 3))
-    cfg = BrokerConfig(cash=1_000, commission=0.002, slippage=0.01, leverage=2)
+    cfg = BrokerConfig(cash=1_000, commission=0.002, slippage=0.01, leverage=2,
+                       borrow_rate=borrow_rate)
     slow = simulate({SYMBOL: frame}, ArrayDecisions, {"weights": weights}, cfg,
-                    trade_start=frame.index[START])
-    fast = run(prices(frame), weights, START, cfg.cash, cost_model(cfg), cfg.leverage)
+                    trade_start=frame.index[START], timeframe=TIMEFRAME)
+    fast = run(prices(frame), weights, START, cfg.cash, cost_model(cfg), cfg.leverage,
+               borrow_per_bar(cfg, TIMEFRAME))
+    assert (slow.borrow > 0) == (borrow_rate > 0)
     assert len(slow.fills) > 50 and (slow.position[SYMBOL].abs() * frame["close"].iloc[START:]
                                      > 1.2 * slow.equity).any()
     assert_same_run(fast, slow, frame, cfg.cash)

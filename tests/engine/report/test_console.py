@@ -78,3 +78,15 @@ def test_labels_too_long_for_the_width_are_shortened():
     text = console_table(comparison_table(results, "sharpe"), ("strategy", "symbol"),
                          TRADING_PRIORITY)
     assert _widest(text) <= WIDTH and ".." in text
+
+
+def test_borrow_interest_is_a_column_beside_the_fees_only_where_some_run_paid_it():
+    unpaid = comparison_table([{**r, "borrow_paid": 0.0} for r in _results()], "sharpe")
+    assert "borrow_paid" not in unpaid.columns and "fees_paid" in unpaid.columns
+    paid = [{**r, "borrow_paid": 1_234.5 if "short" in r["strategy"] else 0.0}
+            for r in _results()]
+    full = comparison_table(paid, "sharpe")
+    columns = list(full.columns)
+    assert columns.index("borrow_paid") == columns.index("fees_paid") + 1
+    assert "1,234.50" in console_table(full, ("strategy", "symbol"), TRADING_PRIORITY, wide=True)
+    assert comparison_table(_results(), "borrow_paid")["borrow_paid"].isna().all()

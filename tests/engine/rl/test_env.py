@@ -132,22 +132,33 @@ def test_no_lookahead_observation_ignores_later_bars(frames, cfg, walkforward):
 
 
 def test_replay_of_random_actions_matches_the_backtest(tmp_path, frames, walkforward):
-    for space, raw in (("short_flat_long", raw_config()),
-                       ("continuous", raw_config(backtest={"symbols": ["BTC/USDT", "ETH/USDT"],
-                                                           "portfolio": True}))):
+    """Also with borrow interest (shorts, leverage 2) and perpetual funding: the rewards
+    pay the backtest's carry."""
+    borrowing = {"commission": 0.001, "slippage": 0.0005, "borrow_rate": 0.4, "leverage": 2.0}
+    rng = np.random.default_rng(5)
+    perp = {s: f.assign(funding_rate=rng.choice([0.0, 0.0003, -0.0002, 0.002], len(f)))
+            for s, f in frames.items()}
+    portfolio = {"symbols": ["BTC/USDT", "ETH/USDT"], "portfolio": True}
+    for n, (space, raw, bars) in enumerate((
+            ("short_flat_long", raw_config(), frames),
+            ("continuous", raw_config(backtest=portfolio), frames),
+            ("short_flat_long", raw_config(broker=borrowing), frames),
+            ("continuous", raw_config(backtest=portfolio, broker=borrowing), perp))):
         cfg = validate_config(raw)
-        env = make_env(cfg, market=frames, walkforward=walkforward, use_forecast=True,
+        env = make_env(cfg, market=bars, walkforward=walkforward, use_forecast=True,
                        action_space=space)
         _, _, infos = play(env, seed=0)
-        path = write_targets(infos, tmp_path / f"{space}.csv")
+        path = write_targets(infos, tmp_path / f"{n}.csv")
         replayed = validate_config({**raw, "strategies": [{"name": "replay",
                                                            "path": str(path)}]})
-        market = MarketData(frames, {})
+        market = MarketData(bars, {})
         [run] = run_strategies(replayed, market, walkforward)
         env_equity = np.array([i["equity"] for i in infos])
         assert [i["time"] for i in infos] == [t.isoformat() for t in run.equity.index]
         np.testing.assert_allclose(run.equity.to_numpy(), env_equity, rtol=1e-9, atol=0)
         assert len(run.fills) > 10  # the actions did trade
+        assert (run.borrow > 0) == bool(cfg.broker.borrow_rate)  # shorts paid their interest
+        assert (run.funding != 0) == (bars is perp)
 
 
 def test_bad_input_is_one_line(frames, cfg):

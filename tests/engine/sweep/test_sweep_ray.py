@@ -82,7 +82,7 @@ def test_the_fast_path_sweep_chooses_and_scores_as_the_backtrader_sweep(grid, fa
     assert fast.index.equals(slow.index) and fast["error"].isna().all()
     assert fast["node"].nunique() == 1  # one process ran them all
     columns = ["objective", "total_return", "sharpe", "max_drawdown", "n_trades", "win_rate",
-               "exposure", "fees_paid", "final_equity", "mse_ratio"]
+               "exposure", "fees_paid", "borrow_paid", "final_equity", "mse_ratio"]
     pd.testing.assert_frame_equal(fast[columns], slow[columns], rtol=1e-9)
     assert fast["forecasts_reused"].sum() == slow["forecasts_reused"].sum() == 3
     pd.testing.assert_frame_equal(pd.read_parquet(fast_out / "returns.parquet"),
