@@ -53,8 +53,9 @@ from engine.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # Bump when the training procedure changes in a way the key does not see (the loss, the
-# shuffling, the seeding): every earlier entry then stops matching.
-FORMAT = 1
+# shuffling, the seeding): every earlier entry then stops matching. 2: models.training's
+# compiled loop (padded last batch, XLA on TensorFlow) replaced one Keras fit per epoch.
+FORMAT = 2
 STALE_TEMP_S = 3600.0  # temporary directories older than this are left by a crashed run
 _KEY_LEN = 64
 

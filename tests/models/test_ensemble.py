@@ -1,0 +1,71 @@
+"""Seed ensembles: N members trained as one model, each exactly its seed trained alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.config import ModelConfig
+from engine.errors import ModelError
+from models import ensemble, lstm, training
+
+TINY = ModelConfig(window_len=5, layers=2, units=4, dropout=0.25, epochs=2, batch_size=16)
+SEEDS = [3, 4, 5]
+
+
+def data(n=70, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.1, (n, 5, 3)).astype("float32"), rng.normal(0, 0.05, (n, 2))
+
+
+def builder(seed):
+    return lstm.build_model(TINY, 3, 2)
+
+
+def alone(seed, X, y, order_seed, epochs=3):
+    training.seed_everything(seed)
+    model = builder(seed)
+    training.seed_everything(seed, model)
+    losses = training.train(model, X, y, epochs, 16, seed=order_seed)
+    return model, losses
+
+
+def test_each_member_equals_its_seed_trained_alone_on_the_same_batches():
+    X, y = data()
+    model = ensemble.build(builder, SEEDS)
+    losses = ensemble.train(model, X, y, epochs=3, batch_size=16, seed=SEEDS[0])
+    members = ensemble.predict_members(model, X)
+    assert members.shape == (3, 70, 2)
+    lone_losses = []
+    for i, seed in enumerate(SEEDS):
+        lone, lone_loss = alone(seed, X, y, order_seed=SEEDS[0])
+        lone_losses.append(lone_loss)
+        for a, b in zip(lone.get_weights(), ensemble.members(model)[i].get_weights(),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(lstm.predict(lone, X), members[i])
+    # Summed, not averaged: the reported loss is the members' mean loss.
+    np.testing.assert_allclose(losses, np.mean(lone_losses, axis=0), rtol=1e-5)
+    assert not np.allclose(members[0], members[1])  # own initialisation and dropout
+    np.testing.assert_allclose(ensemble.predict(model, X), members.mean(axis=0))
+
+
+def test_reloaded_ensemble_continues_exactly_like_the_original(tmp_path):
+    X, y = data(80)
+    original = ensemble.build(builder, SEEDS)
+    ensemble.train(original, X[:50], y[:50], epochs=2, batch_size=16, seed=1)
+    reloaded = lstm.load(lstm.save(original, tmp_path / "ensemble.keras", {}))
+    for model in (original, reloaded):
+        ensemble.reseed(model, [s + 1 for s in SEEDS])
+        ensemble.train(model, X, y, epochs=2, batch_size=16, seed=2)
+    np.testing.assert_array_equal(ensemble.predict_members(original, X),
+                                  ensemble.predict_members(reloaded, X))
+
+
+def test_seeds_must_be_distinct_and_match_the_members():
+    with pytest.raises(ModelError, match="distinct seeds"):
+        ensemble.build(builder, [1, 1])
+    with pytest.raises(ModelError, match="distinct seeds"):
+        ensemble.build(builder, [])
+    with pytest.raises(ModelError, match="2 members"):
+        ensemble.reseed(ensemble.build(builder, [1, 2]), [1, 2, 3])
