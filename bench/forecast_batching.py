@@ -14,8 +14,8 @@ import numpy as np
 from _common import csv_data_config, machine, timed
 
 from engine.data import load_market_data
-from engine.walkforward import build_windows
 from models import lstm
+from models.features import build_windows
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from engine.config import load_config
 from engine.models_store import ModelStore
 from engine.pipeline import RunResult, run
 from engine.report import comparison_table, forecast_table, render_table
+from engine.report.forecasters import verdicts
+from engine.report.lab_page import forecasters_table
 
 
 def summary(result: RunResult) -> str:
@@ -25,19 +27,32 @@ def summary(result: RunResult) -> str:
     table = comparison_table(report["strategies"], cfg.backtest.sort_by)
     lines = [
         f"Test period {data['test_start'][:10]} .. {data['end'][:10]} ({data['test_bars']} bars,"
-        f" {len(report['folds'])} folds), device {report['run']['device']}",
+        f" {len(result.walkforward.plans)} folds), device {report['run']['device']}",
         f"Folds: {report['run']['folds_trained']} trained, {report['run']['folds_reused']} "
         f"reused from the model store {ModelStore.for_data(cfg.data).root}/",
         "",
-        "Forecast error (next close) beside persistence (next close = this close):",
-        render_table(forecast_table(report["forecast"], report["diagnostics"])),
-        "",
-        f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
-        render_table(table),
-        "",
-        f"Written to {result.output_dir}/",
     ]
-    return "\n".join(lines)
+    if report["forecast"]:
+        first = next(iter(report["forecasters"]))
+        which = f" of {first}" if len(report["forecasters"]) > 1 else ""
+        lines += [f"Forecast error{which} (next close) beside persistence (next close = "
+                  "this close):",
+                  render_table(forecast_table(report["forecast"], report["diagnostics"])), ""]
+    else:
+        lines += ["No forecaster was fit: no strategy reads a forecast.", ""]
+    if len(report["forecasters"]) > 1:
+        lines += ["Forecasters on one scale (the predicted next-bar return; see report.html):",
+                  render_table(forecasters_table(report)), ""]
+    lines += [f"Trading results after fees and slippage (sorted by {cfg.backtest.sort_by}):",
+              render_table(table), ""]
+    spa = report.get("spa", {})
+    lines += [f"{account}: does any strategy beat {e['benchmark']}? SPA p-value "
+              f"{e['p_value']:.2f} (the best: {e['best']}; a small p-value says yes, beyond "
+              "data snooping)" for account, e in spa.items()]
+    lines += verdicts(report)
+    lines += ["" if spa or report.get("forecast_comparison") else None,
+              f"Written to {result.output_dir}/"]
+    return "\n".join(line for line in lines if line is not None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

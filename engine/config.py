@@ -37,6 +37,8 @@ from pydantic import (
 
 from engine.errors import ConfigError, InvalidKey
 from engine.secrets import redact_url, register_url
+from models.feature_names import parse_feature
+from models.protocol import load_class
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*/[A-Z0-9]+(?::[A-Z0-9]+)?$")
 TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*[smhdwMy]$")
@@ -216,6 +218,147 @@ class ModelConfig(_Section):
     seed: Annotated[Int, Field(ge=0, lt=2**31)] = 42  # seeds weights, shuffling and dropout
 
 
+# --- forecasters -----------------------------------------------------------------------
+
+NEURAL_KINDS = ("lstm", "gru", "transformer")
+TARGETS = ("window_ratio", "log_return", "direction")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+RESERVED_NAMES = ("persistence",)  # the naive forecast every forecaster is judged beside
+
+
+def _check_features(values: tuple) -> tuple:
+    for i, name in enumerate(values):
+        try:
+            parse_feature(name)
+        except ValueError as exc:
+            raise InvalidKey((i,), name, str(exc)) from None
+    return _unique(values)
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError("is not a forecaster name (a letter, then letters, digits, _ or -; "
+                         "at most 40 characters)")
+    if value in RESERVED_NAMES:
+        raise ValueError("is reserved for the naive forecast; choose another name")
+    return value
+
+
+def _check_class(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        raise ValueError("is not package.module:ClassName (e.g. my_models.ridge:MyRidge)")
+    return value
+
+
+Features = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_check_features)]
+
+
+class _Forecaster(_Section):
+    """What every forecaster kind shares: a name, a target, inputs and seeds."""
+
+    name: Annotated[str, AfterValidator(_check_name)]  # how strategies and reports name it
+    target: Literal[TARGETS] | None = None  # None = window_ratio for lstm, else log_return
+    features: Features = ("close", "volume")  # per symbol; see README "Forecasters"
+    window_len: Annotated[Int, Field(ge=2, le=512)] = 7  # bars per input window
+    seeds: Annotated[Int, Field(ge=1, le=50)] = 1  # members trained; the forecast is their mean
+    seed: Annotated[Int, Field(ge=0, lt=2**31)] = 42  # seed of the first member
+
+    @property
+    def resolved_target(self) -> str:
+        """The target, its kind's default filled in."""
+        return self.target or ("window_ratio" if self.kind == "lstm" else "log_return")
+
+    @property
+    def classifier(self) -> bool:
+        """Whether it predicts a probability (the ``direction`` target)."""
+        return self.resolved_target == "direction"
+
+
+class NeuralForecaster(_Forecaster):
+    """A Keras network: stacked LSTM or GRU layers, or transformer encoder blocks."""
+
+    kind: Literal[NEURAL_KINDS]
+    layers: Annotated[Int, Field(ge=1, le=8)] = 2  # recurrent layers or encoder blocks
+    units: Annotated[Int, Field(ge=1, le=4096)] = 32  # units per layer (model width)
+    heads: Annotated[Int, Field(ge=1, le=64)] = 2  # transformer: attention heads
+    dropout: Fraction = 0.1  # dropout after each layer
+    activation: Activation = "tanh"  # recurrent / feed-forward activation
+    output_activation: Activation = "tanh"  # output layer (sigmoid for the direction target)
+    loss: Literal["mse", "mae", "huber"] = "mse"  # training loss (cross-entropy for direction)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"  # training optimizer
+    learning_rate: Annotated[Float, Field(gt=0, lt=1)] = 0.001  # optimizer step size
+    batch_size: Annotated[Int, Field(ge=1, le=65536)] = 32  # windows per gradient step
+    epochs: Annotated[Int, Field(ge=1, le=10000)] = 20  # epochs of the first fit (and cold fits)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> NeuralForecaster:
+        if self.kind == "transformer" and self.units % self.heads:
+            raise InvalidKey(("units",), self.units, f"must be a multiple of heads ({self.heads})")
+        if self.classifier:
+            for key in ("loss", "output_activation"):
+                if key in self.model_fields_set:
+                    raise InvalidKey((key,), getattr(self, key), "cannot be set with target "
+                                     "direction (a classifier: sigmoid output, binary "
+                                     "cross-entropy); remove it")
+        return self
+
+
+class LinearForecaster(_Forecaster):
+    """Ridge regression on the flattened window (scikit-learn)."""
+
+    kind: Literal["linear"]
+    alpha: Annotated[Float, Field(ge=0, le=1e6)] = 1.0  # L2 penalty
+
+    @model_validator(mode="after")
+    def _regression_only(self) -> LinearForecaster:
+        if self.classifier:
+            raise InvalidKey(("target",), "direction", "needs a classifier and kind linear is "
+                             "regression only; use lightgbm, lstm, gru, transformer or a "
+                             "custom class")
+        return self
+
+
+class LightGBMForecaster(_Forecaster):
+    """Gradient-boosted trees (LightGBM) on the flattened window, one model per symbol."""
+
+    kind: Literal["lightgbm"]
+    n_estimators: Annotated[Int, Field(ge=1, le=100_000)] = 200  # boosting rounds
+    learning_rate: Annotated[Float, Field(gt=0, lt=1)] = 0.05  # shrinkage
+    num_leaves: Annotated[Int, Field(ge=2, le=4096)] = 15  # leaves per tree
+    min_child_samples: Annotated[Int, Field(ge=1, le=100_000)] = 20  # windows per leaf
+    subsample: Annotated[Float, Field(gt=0, le=1)] = 1.0  # share of windows per tree
+    colsample: Annotated[Float, Field(gt=0, le=1)] = 1.0  # share of inputs per tree
+
+
+class CustomForecaster(_Forecaster):
+    """A class of the user's: ``package.module:Name`` with fit, predict, save and load."""
+
+    kind: Literal["custom"]
+    class_: Annotated[str, Field(alias="class"), AfterValidator(_check_class)]  # where it is
+    params: dict[str, Any] = {}  # keyword arguments of the class's constructor
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _importable(self) -> CustomForecaster:
+        try:
+            load_class(self.class_)
+        except ValueError as exc:
+            raise InvalidKey(("class",), self.class_, str(exc)) from None
+        return self
+
+
+ForecasterConfig = Annotated[
+    NeuralForecaster | LinearForecaster | LightGBMForecaster | CustomForecaster,
+    Field(discriminator="kind")]
+
+
+def forecaster_from_model(model: ModelConfig) -> NeuralForecaster:
+    """The one forecaster a ``model:`` section means: kind lstm named ``lstm``."""
+    return NeuralForecaster(name="lstm", kind="lstm", target="window_ratio",
+                            **model.model_dump())
+
+
 class WalkForwardConfig(_Section):
     """When the forecaster is re-fit during the backtest."""
 
@@ -281,6 +424,7 @@ class RLConfig(_Section):
     use_forecast: bool = False  # observe the walk-forward LSTM forecast (needs a model: section)
     reward: Literal["log_return", "differential_sharpe"] = "log_return"  # per-step reward
     sharpe_eta: Annotated[float, Field(gt=0, lt=1)] = 0.01  # differential Sharpe's EMA rate
+    forecaster: str | None = None  # whose forecast is observed; None = the first forecaster
 
 
 def _default_strategies() -> tuple[StrategySpec, ...]:
@@ -291,7 +435,8 @@ class Config(_Section):
     """The whole run configuration. Build it with ``load_config``."""
 
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = ModelConfig()  # one LSTM forecaster named lstm (or: forecasters)
+    forecasters: tuple[ForecasterConfig, ...] | None = None  # several, judged together
     walkforward: WalkForwardConfig = WalkForwardConfig()
     strategies: Annotated[tuple[StrategySpec, ...], Field(min_length=1)] = Field(
         default_factory=_default_strategies)  # strategies run on every traded symbol
@@ -318,6 +463,51 @@ class Config(_Section):
                 specs.append(item)
             data = {**data, "strategies": specs}
         return data
+
+    @model_validator(mode="after")
+    def _check_forecasters(self) -> Config:
+        if self.forecasters is not None and "model" in self.model_fields_set:
+            raise InvalidKey(("model",), ..., "cannot be given together with forecasters: "
+                             "(model: is one forecaster of kind lstm named lstm); move its "
+                             "settings into a forecasters entry")
+        if self.forecasters == ():
+            raise InvalidKey(("forecasters",), [], "must list at least one forecaster")
+        names = self.forecaster_names
+        for i, forecaster in enumerate(self.forecasters or ()):
+            if forecaster.name in names[:i]:
+                raise InvalidKey(("forecasters", i, "name"), forecaster.name,
+                                 "names two forecasters; give each a name of its own")
+            if "hour" in forecaster.features and not _intraday(self.data.timeframe):
+                where = ("forecasters", i, "features", forecaster.features.index("hour"))
+                raise InvalidKey(where, "hour", f"needs an intraday data.timeframe (it is "
+                                 f"{self.data.timeframe}); remove it")
+        for i, spec in enumerate(self.strategies):
+            wanted = spec.params.get("forecaster")
+            if wanted not in (None, "") and wanted not in names:
+                raise InvalidKey(("strategies", i, "forecaster"), wanted,
+                                 f"is not a forecaster of this config ({', '.join(names)})")
+        if self.rl.forecaster is not None and self.rl.forecaster not in names:
+            raise InvalidKey(("rl", "forecaster"), self.rl.forecaster,
+                             f"is not a forecaster of this config ({', '.join(names)})")
+        return self
+
+    @property
+    def forecaster_configs(self) -> tuple[Any, ...]:
+        """Every forecaster: the ``forecasters:`` entries, or the one ``model:`` means."""
+        if self.forecasters is not None:
+            return self.forecasters
+        return (forecaster_from_model(self.model),)
+
+    @property
+    def forecaster_names(self) -> list[str]:
+        """The forecasters' names, in config order (the first is the default)."""
+        return [f.name for f in self.forecaster_configs]
+
+    def forecaster(self, name: str | None = None) -> Any:
+        """The forecaster called ``name``; None or "" = the first."""
+        if not name:
+            return self.forecaster_configs[0]
+        return next(f for f in self.forecaster_configs if f.name == name)
 
     @model_validator(mode="after")
     def _check_symbols(self) -> Config:
@@ -349,9 +539,30 @@ class Config(_Section):
         This is what every written copy of the config holds (config.yaml, report.json,
         report.html, the paper state), so URL credentials are blanked here.
         """
-        data = self.model_dump(mode="json", exclude={"source", "source_hash"})
+        data = self.model_dump(mode="json", by_alias=True, exclude={"source", "source_hash"})
         data["data"]["api_url"] = redact_url(data["data"]["api_url"])
+        # Keys newer than a config's format are left out while unset, so the dump of an
+        # older config (and the paper state fingerprint made from it) stays as it was.
+        if data["forecasters"] is None:
+            del data["forecasters"]
+        else:
+            del data["model"]  # the forecasters replace it
+        if data["rl"]["forecaster"] is None:
+            del data["rl"]["forecaster"]
         return data
+
+
+_FORECASTER_CLASSES = {**{k: NeuralForecaster for k in NEURAL_KINDS}, "linear": LinearForecaster,
+                       "lightgbm": LightGBMForecaster, "custom": CustomForecaster}
+
+
+def forecaster_classes() -> tuple[type, ...]:
+    """The section classes of the forecaster kinds."""
+    return tuple(dict.fromkeys(_FORECASTER_CLASSES.values()))
+
+
+def _intraday(timeframe: str) -> bool:
+    return timeframe[-1] in "smh"
 
 
 # --- loading and error messages -------------------------------------------------------
@@ -414,17 +625,44 @@ def _describe(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
     loc, value, kind = tuple(first["loc"]), first.get("input"), first["type"]
+    loc, forecaster_kind = _strip_kind(loc)
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidKey):
         text = _line(loc + cause.loc, cause.value, cause.problem)
+    elif kind == "extra_forbidden" and forecaster_kind:
+        text = f"{_path(loc)} is not a setting of kind {forecaster_kind}" \
+            + _kind_settings(forecaster_kind, str(loc[-1]))
     elif kind == "extra_forbidden":
         text = f"unknown key {_path(loc)}" + _did_you_mean(loc)
-    elif kind == "missing":
+    elif kind == "union_tag_invalid":
+        kinds = [*NEURAL_KINDS, "linear", "lightgbm", "custom"]
+        hint = difflib.get_close_matches(str((first.get("ctx") or {}).get("tag")), kinds, n=1)
+        text = _line(loc + ("kind",), (first.get("ctx") or {}).get("tag"),
+                     "is not a forecaster kind (" + (f"did you mean {hint[0]!r}? " if hint
+                                                      else "") + f"known: {', '.join(kinds)})")
+    elif kind in ("missing", "union_tag_not_found"):
+        loc = loc + ("kind",) if kind == "union_tag_not_found" else loc
         text = f"missing required key {_path(loc)}"
     else:
         text = _line(loc, value, _problem(first))
     more = len(errors) - 1
     return text + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+
+
+def _strip_kind(loc: tuple) -> tuple[tuple, str | None]:
+    """Drop the kind pydantic puts in a forecaster entry's error location
+    (``forecasters.0.lightgbm.units`` -> ``forecasters.0.units``) and return it."""
+    if len(loc) > 2 and loc[0] == "forecasters" and isinstance(loc[1], int) and \
+            loc[2] in _FORECASTER_CLASSES:
+        return loc[:2] + loc[3:], str(loc[2])
+    return loc, None
+
+
+def _kind_settings(kind: str, wrong: str) -> str:
+    names = [n for n in _FORECASTER_CLASSES[kind].model_fields if n != "kind"]
+    names = ["class" if n == "class_" else n for n in names]
+    hint = difflib.get_close_matches(wrong, names, n=1)
+    return (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; its settings: {', '.join(names)}"
 
 
 def _problem(error: dict) -> str:
@@ -443,6 +681,8 @@ def _problem(error: dict) -> str:
 
 
 def _line(loc: Sequence, value: Any, problem: str) -> str:
+    if value is ...:  # a rule about the key itself, not about one value
+        return f"{_path(loc)} {problem}"
     return f"{_path(loc)} = {_show(value)} {problem}"
 
 

@@ -29,16 +29,27 @@ from engine.simulation import StrategyRun
 from engine.walkforward import WalkForwardResult
 
 
-def predictions_frame(market: MarketData, wf: WalkForwardResult) -> pd.DataFrame:
-    """Each forecast against the close it forecast (empty for the bar after the data)."""
+def predictions_frame(market: MarketData, wf: WalkForwardResult,
+                      named: bool = False) -> pd.DataFrame:
+    """Each forecast against the close it forecast (empty for the bar after the data).
+
+    With ``named`` (a ``forecasters:`` config) there is a row per forecaster and bar,
+    the forecaster's name first; a ``model:`` config keeps the columns it always had.
+    """
     parts = []
-    for symbol, table in wf.forecasts.items():
-        actual = market.frames[symbol]["close"].reindex(table["target"]).to_numpy()
-        parts.append(pd.DataFrame({"timestamp": table["target"].to_numpy(), "symbol": symbol,
-                                   "actual_close": actual,
-                                   "predicted_close": table["pred_close"].to_numpy(),
-                                   "fold": table["fold"].to_numpy()}))
-    return pd.concat(parts, ignore_index=True)
+    for name, result in wf.by_name.items():
+        for symbol, table in result.forecasts.items():
+            actual = market.frames[symbol]["close"].reindex(table["target"]).to_numpy()
+            part = pd.DataFrame({"timestamp": table["target"].to_numpy(), "symbol": symbol,
+                                 "actual_close": actual,
+                                 "predicted_close": table["pred_close"].to_numpy(),
+                                 "fold": table["fold"].to_numpy()})
+            if named:
+                part.insert(0, "forecaster", name)
+            parts.append(part)
+    columns = (["forecaster"] if named else []) + ["timestamp", "symbol", "actual_close",
+                                                   "predicted_close", "fold"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def equity_frame(runs: list[StrategyRun]) -> pd.DataFrame:
@@ -63,8 +74,8 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
               runs: list[StrategyRun], report: dict[str, Any]) -> list[Path]:
     """Write the files listed in the module docstring into ``out``; returns their paths."""
     written = []
-    predictions_frame(market, wf).to_csv(out / "predictions.csv", index=False,
-                                         date_format="%Y-%m-%dT%H:%M:%SZ")
+    predictions_frame(market, wf, named=cfg.forecasters is not None).to_csv(
+        out / "predictions.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     equity_frame(runs).to_csv(out / "equity.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     trades_frame(runs).to_csv(out / "trades.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     fills_frame(runs).to_csv(out / "fills.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
@@ -73,20 +84,23 @@ def write_all(out: Path, cfg: Config, market: MarketData, wf: WalkForwardResult,
     (out / "comparison.md").write_text(render_table(table, markdown=True))
     (out / "config.yaml").write_text(redact(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
     closes = {s: frame["close"] for s, frame in market.frames.items()}
-    per_fold = {s: fold_metrics(wf.forecasts[s], closes[s]) for s in wf.forecasts}
     charts = {
         "equity": plots.equity_chart(curves_by_symbol(runs), out / "equity.png",
                                      cfg.backtest.log_scale or None, fills=fills_by_run(runs)),
-        "forecast": plots.forecast_chart(closes, wf.forecasts, out / "forecast.png"),
-        "folds": plots.folds_chart(per_fold, out / "folds.png"),
-        "diagnostics": plots.diagnostics_chart(
-            {s: scored_forecasts(wf.forecasts[s], closes[s]) for s in wf.forecasts},
-            {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},
-            out / "diagnostics.png"),
     }
+    if wf.by_name:  # the first forecaster's charts (a run may fit none)
+        first = next(iter(wf.by_name.values()))
+        target = first.target
+        per_fold = {s: fold_metrics(t, closes[s], target) for s, t in wf.forecasts.items()}
+        charts["forecast"] = plots.forecast_chart(closes, wf.forecasts, out / "forecast.png")
+        charts["folds"] = plots.folds_chart(per_fold, out / "folds.png", first.name)
+        charts["diagnostics"] = plots.diagnostics_chart(
+            {s: scored_forecasts(t, closes[s], target) for s, t in wf.forecasts.items()},
+            {s: report["diagnostics"][s]["by_strength"] for s in wf.forecasts},
+            out / "diagnostics.png")
     # html_report redacts its own content (not plotly's inlined library)
     (out / "report.html").write_text(html_report(cfg, report, table, charts, runs, closes,
-                                                 wf.forecasts))
+                                                 wf))
     written += [out / n for n in ("predictions.csv", "equity.csv", "trades.csv", "fills.csv",
                                   "comparison.csv",
                                   "comparison.md", "config.yaml", "report.html")]

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine import __version__
 from engine.config import Config
 from engine.data import MarketData, load_market_data
@@ -34,10 +36,18 @@ from engine.report import (
     trading_metrics,
     write_json,
 )
-from engine.simulation import StrategyRun, simulate
+from engine.report.forecasters import comparison, forecaster_sections, spa
+from engine.simulation import PORTFOLIO, StrategyRun, simulate
 from engine.timeframes import periods_per_year
 from engine.walkforward import WalkForwardResult, run_walkforward
-from strategies.registry import get_strategy, resolve_params, spec_label
+from models.kinds import warm_starts
+from strategies.registry import (
+    get_strategy,
+    name_forecasters,
+    resolve_params,
+    spec_label,
+    user_params,
+)
 
 
 @dataclass
@@ -65,6 +75,33 @@ class RunContext:
     progress: bool
 
 
+def forecasters_needed(cfg: Config) -> list[str]:
+    """The forecasters a run fits, in config order: those a strategy (or the RL agent)
+    reads, and every entry of a ``forecasters:`` section (listed to be judged). A
+    ``model:`` forecaster nothing reads is not fit."""
+    read = set()
+    for spec in cfg.strategies:
+        cls = get_strategy(spec.name)
+        name = cls.reads_forecaster({**user_params(cls), **spec.params}, cfg)
+        if name is not None:
+            read.add(cfg.forecaster(name).name)
+    listed = set(cfg.forecaster_names) if cfg.forecasters is not None else set()
+    return [n for n in cfg.forecaster_names if n in read | listed]
+
+
+def walk_forward(cfg: Config, frames: dict, model_dir: Path | None = None,
+                 progress: bool = False, store: ModelStore | None = None) -> WalkForwardResult:
+    """The walk-forward of the forecasters ``cfg`` needs (``forecasters_needed``)."""
+    needed = forecasters_needed(cfg)
+    if cfg.forecasters is None:
+        entries = cfg.model if needed else []
+    else:
+        entries = [f for f in cfg.forecasters if f.name in needed]
+    window = max(f.window_len for f in cfg.forecaster_configs)
+    return run_walkforward(frames, entries, cfg.walkforward, model_dir, progress=progress,
+                           store=store, plan_window=window)
+
+
 def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
                    model_dir: Path | None = None, progress: bool = False) -> list[StrategyRun]:
     """Every configured strategy on every account, from the first forecast bar on.
@@ -79,28 +116,85 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
             cls, label = get_strategy(spec.name), spec_label(spec)
             params = cls.prepare(resolve_params(spec.name, spec.params), RunContext(
                 cfg, market, wf, tuple(symbols), label, model_dir, progress))
+            tables = _tables(cls, params, cfg, wf)
             runs.append(simulate(
                 {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
-                trade_start=trade_start, forecasts={s: wf.forecasts[s] for s in symbols}))
+                trade_start=trade_start, forecasts={s: tables.get(s) for s in symbols}))
     return runs
 
 
+def _tables(cls: Any, params: dict, cfg: Config, wf: WalkForwardResult,
+            member: int | None = None) -> dict:
+    """The forecast tables a strategy reads (of one member when ``member`` is given)."""
+    name = cls.reads_forecaster({**user_params(cls), **params}, cfg)
+    if name is None:
+        return {}
+    result = wf.by_name[cfg.forecaster(name).name]
+    return result.forecasts if member is None else result.members[member]
+
+
+def seed_spreads(cfg: Config, market: MarketData,
+                 wf: WalkForwardResult) -> dict[tuple[str, str], dict[str, Any]]:
+    """For each run trading on a forecaster with several seeds: its total return and
+    Sharpe ratio when it trades on each seed's forecast instead of their mean (min,
+    median, max), keyed by (label, symbol)."""
+    bars_per_year = periods_per_year(cfg.data.timeframe)
+    trade_start = market.index[wf.first_forecast_bar]
+    spreads = {}
+    for symbols in cfg.symbol_groups:
+        for spec in cfg.strategies:
+            cls = get_strategy(spec.name)
+            params = resolve_params(spec.name, spec.params)
+            name = cls.reads_forecaster({**user_params(cls), **params}, cfg)
+            if name is None or not cls.needs_forecast or \
+                    not wf.by_name[cfg.forecaster(name).name].members:
+                continue
+            result = wf.by_name[cfg.forecaster(name).name]
+            figures = []
+            for member in range(len(result.members)):
+                tables = _tables(cls, params, cfg, wf, member)
+                run_ = simulate({s: market.frames[s] for s in symbols}, cls, params,
+                                cfg.broker, trade_start=trade_start,
+                                forecasts={s: tables[s] for s in symbols})
+                metrics = trading_metrics(run_, bars_per_year)
+                figures.append((metrics["total_return"], metrics["sharpe"]))
+            account = symbols[0] if len(symbols) == 1 else PORTFOLIO
+            spreads[(spec_label(spec), account)] = _spread(figures)
+    return spreads
+
+
+def _spread(figures: list[tuple[float, float | None]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": len(figures)}
+    for i, metric in enumerate(("total_return", "sharpe")):
+        values = [f[i] for f in figures if f[i] is not None]
+        out[metric] = {"min": min(values), "median": float(np.median(values)),
+                       "max": max(values)} if values else None
+    return out
+
+
 def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
-                 runs: list[StrategyRun], seconds: dict[str, float]) -> dict[str, Any]:
+                 runs: list[StrategyRun], seconds: dict[str, float],
+                 spreads: dict[tuple[str, str], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The content of report.json (every field is described in README.md)."""
     bars_per_year = periods_per_year(cfg.data.timeframe)
     index = market.index
     test_start = index[wf.first_forecast_bar]
     closes = {s: frame["close"] for s, frame in market.frames.items()}
     bench = benchmarks(runs, closes)
+    first = next(iter(wf.by_name.values()), None)
+    compared = comparison(wf, closes)
     return {
-        "forecast": {s: forecast_metrics(wf.forecasts[s], closes[s]) for s in market.frames},
-        "diagnostics": {s: forecast_diagnostics(wf.forecasts[s], closes[s])
-                        for s in market.frames},
-        "strategies": [{"strategy": r.label, "name": r.label.split("(")[0], "symbol": r.symbol,
-                        **trading_metrics(r, bars_per_year, bench.get(r.symbol)),
-                        "contributions": r.contributions}
+        "forecast": {s: forecast_metrics(t, closes[s], first.target)
+                     for s, t in wf.forecasts.items()},
+        "diagnostics": {s: forecast_diagnostics(t, closes[s], first.target)
+                        for s, t in wf.forecasts.items()},
+        "forecasters": forecaster_sections(wf, closes),
+        "forecast_comparison": compared,
+        "model_confidence_set": {s: c["model_confidence_set"]["included"]
+                                 for s, c in compared.items() if c["model_confidence_set"]},
+        "strategies": [_strategy_entry(cfg, r, bars_per_year, bench, spreads or {})
                        for r in runs],
+        "spa": spa(runs),
         "folds": [asdict(f) for f in wf.folds],
         "run": {
             "config_file": str(cfg.source) if cfg.source else None,
@@ -113,6 +207,7 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
                      "sources": {s: r.source for s, r in market.reports.items()},
                      "gaps": {s: r.gaps.summary() for s, r in market.reports.items()}},
             "seconds": seconds,
+            "forecasters": list(wf.by_name),
             "folds_trained": wf.folds_trained,
             "folds_reused": wf.folds_reused,
             "device": _device(wf),
@@ -120,6 +215,20 @@ def build_report(cfg: Config, market: MarketData, wf: WalkForwardResult,
         },
         "config": cfg.to_dict(),
     }
+
+
+def _strategy_entry(cfg: Config, run: StrategyRun, bars_per_year: float,
+                    bench: dict[str, Any], spreads: dict) -> dict[str, Any]:
+    spec = next(s for s in cfg.strategies if spec_label(s) == run.label)
+    cls = get_strategy(spec.name)
+    name = cls.reads_forecaster({**user_params(cls), **spec.params}, cfg)
+    entry = {"strategy": run.label, "name": run.label.split("(")[0], "symbol": run.symbol,
+             "forecaster": None if name is None else cfg.forecaster(name).name,
+             **trading_metrics(run, bars_per_year, bench.get(run.symbol)),
+             "contributions": run.contributions}
+    if (run.label, run.symbol) in spreads:
+        entry["seed_spread"] = spreads[(run.label, run.symbol)]
+    return entry
 
 
 def run(cfg: Config, progress: bool = True, retrain: bool = False,
@@ -130,6 +239,7 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
     """
     from engine import outputs
 
+    cfg = name_forecasters(cfg)
     started = time.perf_counter()
     final_dir = check_output_dir(Path(cfg.output_dir))
     market = load_market_data(cfg.data, progress=progress, **loader_kwargs)
@@ -137,15 +247,15 @@ def run(cfg: Config, progress: bool = True, retrain: bool = False,
     work_dir = _staging_dir(final_dir)
     try:
         store = ModelStore.for_data(cfg.data, retrain=retrain)
-        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, work_dir / "models",
-                             progress=progress, store=store)
+        wf = walk_forward(cfg, market.frames, work_dir / "models", progress, store)
         trained = time.perf_counter()
         runs = run_strategies(cfg, market, wf, work_dir / "models", progress)
+        spreads = seed_spreads(cfg, market, wf)
         done = time.perf_counter()
         seconds = {"data": round(loaded - started, 3), "training": round(wf.train_seconds, 3),
                    "backtest": round(done - trained, 3)}
         seconds["total"] = round(time.perf_counter() - started, 3)
-        report = build_report(cfg, market, wf, runs, seconds)
+        report = build_report(cfg, market, wf, runs, seconds, spreads)
         outputs.write_all(work_dir, cfg, market, wf, runs, report)
         write_json(work_dir / "report.json", report)
         _swap_into_place(work_dir, final_dir)
@@ -200,13 +310,19 @@ def _swap_into_place(work_dir: Path, final_dir: Path) -> None:
 
 
 NO_DEVICE = "none: all folds and forecasts reused from the model store"
+NO_FORECASTER = "none: no forecaster was fit (no strategy reads a forecast)"
 
 
 def _device(wf: WalkForwardResult) -> str:
     """The backend and device the models ran on; NO_DEVICE when no model ran at all (then
     Keras was never imported, and is not imported to say where it would have run)."""
+    if not wf.by_name:
+        return NO_FORECASTER
     if wf.folds_trained == 0 and wf.forecasts_reused == len(wf.folds):
         return NO_DEVICE
+    if all(r.forecasts_reused == len(r.folds) for r in wf.by_name.values()
+           if warm_starts(r.kind)):  # only scikit-learn, LightGBM or custom models ran
+        return "CPU (no neural forecaster ran)"
     from models.lstm import device_description
 
     return device_description()

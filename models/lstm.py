@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import ModelConfig
 from models import runtime as _runtime
 
 # TensorFlow's C++ runtime logs informational lines straight to file descriptor 2 (no
@@ -64,7 +63,7 @@ with _filtered_stderr():
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
-_LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "huber"}
+LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "huber"}
 
 
 def seed_everything(seed: int, model: keras.Model | None = None) -> None:
@@ -75,8 +74,10 @@ def seed_everything(seed: int, model: keras.Model | None = None) -> None:
     training.seed_everything(seed, model)
 
 
-def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Model:
-    """A compiled stack of ``cfg.layers`` LSTM layers for (window_len, n_features) inputs."""
+def build_model(cfg: Any, n_features: int, n_outputs: int) -> keras.Model:
+    """A compiled stack of ``cfg.layers`` LSTM layers for (window_len, n_features) inputs.
+
+    ``cfg`` is a ``model:`` section or an lstm forecaster entry (the same settings)."""
     layers: list[Any] = [keras.Input((cfg.window_len, n_features))]
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
@@ -88,10 +89,13 @@ def build_model(cfg: ModelConfig, n_features: int, n_outputs: int) -> keras.Mode
         layers.append(keras.layers.Dropout(cfg.dropout, seed=cfg.seed + i))
     layers.append(keras.layers.Dense(n_outputs, activation=cfg.output_activation))
     model = keras.Sequential(layers, name="lstm_forecaster")
-    optimizer = getattr(keras.optimizers, _OPTIMIZERS[cfg.optimizer])(
-        learning_rate=cfg.learning_rate)
-    model.compile(optimizer=optimizer, loss=_LOSSES[cfg.loss])
+    model.compile(optimizer=optimizer(cfg), loss=LOSSES[cfg.loss])
     return model
+
+
+def optimizer(cfg: Any) -> keras.optimizers.Optimizer:
+    """The configured optimizer with its learning rate."""
+    return getattr(keras.optimizers, _OPTIMIZERS[cfg.optimizer])(learning_rate=cfg.learning_rate)
 
 
 def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,

@@ -10,7 +10,7 @@ packages' metadata.
 
 Example:
     >>> runtime()
-    {'keras': '3.12.0', 'backend': 'tensorflow', 'backend_version': '2.21.0'}
+    {'keras': '3.12.0', 'backend': 'tensorflow', 'backend_version': '2.21.0', 'onednn': 'off'}
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 from importlib import metadata
 
 DEFAULT_BACKEND = "tensorflow"
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"  # TensorFlow's switch of its oneDNN CPU kernels
 
 
 def keras_backend() -> str:
@@ -66,9 +67,31 @@ def package_version(module: str) -> str | None:
     return None
 
 
+def pin_cpu_kernels() -> None:
+    """Keep TensorFlow's oneDNN CPU kernels off unless the user switched them on.
+
+    TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI (and similar), and
+    they round differently from its own kernels, so the same seeded fit gives other weights
+    on such a machine: a run's numbers would depend on the CPU model. TensorFlow reads the
+    setting when it is imported, so this runs when the ``models`` package is (before any
+    forecaster imports Keras); ``TF_ENABLE_ONEDNN_OPTS=1`` still switches them on.
+    """
+    os.environ.setdefault(ONEDNN_ENV, "0")
+
+
+def onednn() -> str:
+    """``on`` or ``off``: whether TensorFlow uses its oneDNN CPU kernels (see
+    ``pin_cpu_kernels``)."""
+    return "on" if os.environ.get(ONEDNN_ENV, "0").strip().lower() in ("1", "true") else "off"
+
+
 def runtime() -> dict[str, str | None]:
-    """The Keras version, its backend and the backend library's version: what a fitted
-    model's weights may depend on besides the settings, the data and the seed."""
+    """The Keras version, its backend and the backend library's version (with TensorFlow,
+    whether its oneDNN kernels are on): what a fitted model's weights may depend on besides
+    the settings, the data and the seed."""
     backend = keras_backend()
-    return {"keras": package_version("keras"), "backend": backend,
-            "backend_version": package_version(backend)}
+    found = {"keras": package_version("keras"), "backend": backend,
+             "backend_version": package_version(backend)}
+    if backend == "tensorflow":
+        found["onednn"] = onednn()
+    return found

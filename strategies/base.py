@@ -75,6 +75,13 @@ class TargetStrategy(bt.Strategy):
         return params
 
     @classmethod
+    def reads_forecaster(cls, params: dict, config: Any) -> str | None:
+        """The name of the forecaster whose forecasts the strategy reads with ``params``
+        in ``config`` ("" = the config's first); None when it reads none. Defaults to its
+        ``forecaster`` parameter when ``needs_forecast``."""
+        return params.get("forecaster") or "" if cls.needs_forecast else None
+
+    @classmethod
     def warmup_bars(cls, params: dict) -> int:
         """Bars before a decision bar that its decision depends on. Defaults to 0."""
         return 0

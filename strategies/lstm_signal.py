@@ -1,4 +1,4 @@
-"""Trade on the LSTM forecaster's predicted return."""
+"""Trade on a forecaster's predicted return (the LSTM's, or any configured forecaster's)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ class LSTMSignal(TargetStrategy):
             Defaults to 0.0.
         short: Also trade the mirror-image short side. Defaults to False.
         size: Fraction of equity in the market, in (0, 1]. Defaults to 1.0.
+        forecaster: The name of the forecaster it trades on. Defaults to "" (the
+            config's first forecaster).
     """
 
     name = "lstm_signal"
     needs_forecast = True
-    params = (("entry", 0.0), ("exit", 0.0), ("short", False), ("size", 1.0))
+    params = (("entry", 0.0), ("exit", 0.0), ("short", False), ("size", 1.0),
+              ("forecaster", ""))
 
     def __init__(self):
         tables = self.p.forecasts or {}

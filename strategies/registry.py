@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 import pkgutil
 from collections.abc import Iterable
 from functools import cache
@@ -75,8 +76,25 @@ def resolve_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
             allowed = ", ".join(defaults) or "none"
             raise InvalidKey((key,), value, f"is not a parameter of {name} ({did}known: {allowed})")
         params[key] = _coerce(key, value, defaults[key])
+        bad = _non_finite(params[key])
+        if bad is not None:  # as every float of a config: inf and nan are never meant
+            raise InvalidKey((key, *bad[0]), bad[1], "should be a finite number")
     cls.check_params({**defaults, **params})
     return params
+
+
+def _non_finite(value: Any, where: tuple = ()) -> tuple[tuple, float] | None:
+    """The location and value of the first infinite or NaN float in ``value`` (lists and
+    mappings searched too), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, (*where, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -135,3 +153,25 @@ def spec_label(spec: Any) -> str:
     inner = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in spec.params.items())
     return f"{spec.name}({inner})"
+
+
+def name_forecasters(cfg: Any) -> Any:
+    """``cfg`` where, if it has several forecasters, every strategy that reads one names it
+    (``forecaster: NAME``), so that its label says which forecaster it trades on."""
+    if len(cfg.forecaster_configs) < 2:
+        return cfg
+    specs = []
+    for spec in cfg.strategies:
+        cls = get_strategy(spec.name)
+        params = {**user_params(cls), **spec.params}
+        if "forecaster" in user_params(cls) and not params["forecaster"] and \
+                cls.reads_forecaster(params, cfg) is not None:
+            spec = spec.model_copy(update={"params": {
+                "forecaster": cfg.forecaster(cls.reads_forecaster(params, cfg)).name,
+                **spec.params}})
+        if spec_label(spec) in [spec_label(s) for s in specs]:
+            raise ConfigError(f"{cfg.source or 'config'}: strategies[{len(specs)}] is "
+                              f"{spec_label(spec)} once the forecaster it reads by default "
+                              "is named, like an earlier entry; remove one of them")
+        specs.append(spec)
+    return cfg.model_copy(update={"strategies": tuple(specs)})

@@ -6,13 +6,16 @@ equity (1 = all long, -1 = all short, 0 = flat). At the close of each listed bar
 strategy decides that target; unlisted bars keep the position. A target different from the
 previous decision is traded to exactly (``resize``); a repeated one keeps the position,
 which is the RL environment's rule too, so an episode's recorded targets replayed here give
-the episode's equity curve.
+the episode's equity curve. One time (per symbol) given two different targets is an error,
+and in a backtest so is a time that is not a bar of the data (it would never be traded);
+both messages name the file's line.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import backtrader as bt
 import pandas as pd
@@ -26,8 +29,14 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     (``target`` when the CSV has no symbol column).
 
     Raises:
-        ConfigError: The file is missing or malformed (the message says how).
+        ConfigError: The file is missing or malformed, or gives one time (and symbol) two
+            different targets (the message names the lines).
     """
+    return _table(_read_rows(path))
+
+
+def _read_rows(path: str | Path) -> pd.DataFrame:
+    """The CSV's rows with their ``line`` in the file; repeated identical rows once."""
     try:
         raw = pd.read_csv(path)  # pandas reads floats back exactly (round trip)
     except FileNotFoundError:
@@ -48,10 +57,39 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     if not raw["target"].map(math.isfinite).all():
         raise ConfigError(f"replay: {path} has a non-finite target; targets are weights of "
                           "equity such as 1, 0 or -0.5")
-    column = "symbol" if "symbol" in raw.columns else None
-    if column is None:
+    raw["line"] = raw.index + 2  # the header is line 1
+    keys = ["time", "symbol"] if "symbol" in raw.columns else ["time"]
+    for _, rows in raw[raw.duplicated(keys, keep=False)].groupby(keys, sort=False):
+        if rows["target"].nunique() > 1:
+            a, b = rows.iloc[0], rows[rows["target"] != rows["target"].iloc[0]].iloc[0]
+            what = f" for {a['symbol']}" if "symbol" in keys else ""
+            raise ConfigError(f"replay: {path} lines {a['line']} and {b['line']} give two "
+                              f"targets{what} at {a['time'].isoformat()} ({a['target']:g} and "
+                              f"{b['target']:g}); keep one of them")
+    return raw.drop_duplicates(keys)
+
+
+def _table(raw: pd.DataFrame) -> pd.DataFrame:
+    if "symbol" not in raw.columns:
         return raw.set_index("time")[["target"]]
     return raw.pivot_table(index="time", columns="symbol", values="target", aggfunc="last")
+
+
+def check_bars(path: str | Path, raw: pd.DataFrame, index: pd.DatetimeIndex) -> None:
+    """Every time of the targets file is the time of a bar of the data.
+
+    Raises:
+        ConfigError: The first row whose time is no bar (a time of day the bars do not
+            have, a time zone slip, a date outside the data), naming the line and time.
+    """
+    times = pd.DatetimeIndex(raw["time"])
+    foreign = ~times.isin(index)
+    if foreign.any():
+        row = raw[foreign].iloc[0]
+        raise ConfigError(f"replay: {path} line {row['line']}: {row['time'].isoformat()} is "
+                          f"not the time of a bar of the data ({len(index)} bars, "
+                          f"{index[0].isoformat()} .. {index[-1].isoformat()}); list the "
+                          "times of the bars whose close decides each target")
 
 
 class Replay(TargetStrategy):
@@ -83,6 +121,17 @@ class Replay(TargetStrategy):
         resize = targets != self._last
         self._last = targets
         return dict(targets), resize
+
+    @classmethod
+    def prepare(cls, params: dict, context: Any) -> dict:
+        """Read the targets file once for the run and check that its times are bars of
+        the run's data (a target at any other time would never be traded)."""
+        path = params.get("path")
+        if not path:
+            return params
+        raw = _read_rows(path)
+        check_bars(path, raw, context.market.index)
+        return {**params, "decisions": _table(raw)}
 
     @classmethod
     def check_params(cls, params: dict) -> None:

@@ -34,13 +34,16 @@ class RLPPO(Replay):
         n_steps: Steps collected per PPO update. Defaults to 512.
         batch_size: PPO's minibatch. Defaults to 64.
         seed: Seeds every fold's agent (seed + fold). Defaults to 0.
+        forecaster: Whose forecast is observed with ``use_forecast``. Defaults to ""
+            (``rl.forecaster``, else the config's first forecaster).
     """
 
     name = "rl_ppo"
     params = (("total_timesteps", 20_000), ("finetune_timesteps", 2_000),
               ("action_space", "long_flat"), ("use_forecast", False),
               ("reward", "log_return"), ("min_train_bars", 60), ("units", 32),
-              ("learning_rate", 3e-4), ("n_steps", 512), ("batch_size", 64), ("seed", 0))
+              ("learning_rate", 3e-4), ("n_steps", 512), ("batch_size", 64), ("seed", 0),
+              ("forecaster", ""))
 
     def _load(self):
         from engine.errors import ConfigError
@@ -65,23 +68,29 @@ class RLPPO(Replay):
             raise InvalidKey(("learning_rate",), params["learning_rate"], "is not in (0, 1)")
 
     @classmethod
+    def reads_forecaster(cls, params: dict, config: Any) -> str | None:
+        if not params.get("use_forecast", config.rl.use_forecast):
+            return None
+        return params.get("forecaster") or config.rl.forecaster or ""
+
+    @classmethod
     def prepare(cls, params: dict, context: Any) -> dict:
         from engine.rl import rl_settings
         from engine.rl.agent import Account, PPOSettings, file_stem, train_and_act
         from engine.rl.env import env_data
         from engine.simulation import make_account
-        from engine.walkforward import first_train_end, plan_folds
         from strategies.registry import user_params
 
         full = {**user_params(cls), **params}
         cfg, wf = context.config, context.walkforward
         rl = rl_settings(cfg, {k: full[k] for k in ("action_space", "use_forecast", "reward")})
         frames = context.market.frames
-        data = env_data(cfg, frames, context.symbols,
-                        wf.forecasts if rl.use_forecast else None, wf.first_forecast_bar)
-        index = data.index
-        plans = plan_folds(len(index), first_train_end(index, cfg.walkforward,
-                                                       cfg.model.window_len), cfg.walkforward)
+        observed = cls.reads_forecaster(full, cfg)
+        forecaster = cfg.forecaster(observed or cfg.rl.forecaster)
+        data = env_data(forecaster, frames, context.symbols,
+                        wf.tables(observed) if observed is not None else None,
+                        wf.first_forecast_bar)
+        plans = wf.plans
         account = make_account(cfg.broker)
         ppo = PPOSettings(**{k: full[k] for k in PPOSettings.__dataclass_fields__})
         decisions = train_and_act(data, rl, Account(account.cash, account.costs,

@@ -32,25 +32,24 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import Config, StrategySpec
+from engine.config import Config, ModelConfig, StrategySpec
 from engine.data import MarketData, MarketDataLoader, utc_now_ms
 from engine.data.retry import call_with_retry
 from engine.errors import ConfigError, ExchangeError, StateError
 from engine.execution import Account, Bar
+from engine.folds import fold_plan
 from engine.models_store import ModelStore
 from engine.paper.orders import SandboxOrders, client_order_id
 from engine.paper.state import CandleUpdate, PaperState
 from engine.simulation import PORTFOLIO, make_account, restore_account, simulate
-from engine.walkforward import (
-    build_windows,
-    first_train_end,
-    forecast,
-    next_fold,
-    plan_folds,
-    run_walkforward,
+from engine.walkforward import forecast_at, load_fold, next_fold, run_walkforward
+from strategies.registry import (
+    get_strategy,
+    name_forecasters,
+    resolve_params,
+    spec_label,
+    user_params,
 )
-from models.features import to_prices
-from strategies.registry import get_strategy, resolve_params, spec_label, user_params
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,14 @@ class PaperTrader:
         if self.cfg.data.csv:
             raise ConfigError("paper trading reads live candles from the exchange; remove "
                               "data.csv from the config")
+        self.cfg = name_forecasters(self.cfg)
         self.spec = chosen_strategy(self.cfg)
+        cls = get_strategy(self.spec.name)
+        read = cls.reads_forecaster({**user_params(cls), **self.spec.params}, self.cfg)
+        # The forecaster the traded strategy reads (a model: section stays one, with its
+        # folds' file layout); None when it reads none: then nothing is fit.
+        self.forecaster = None if read is None else \
+            (self.cfg.model if self.cfg.forecasters is None else self.cfg.forecaster(read))
         self._check_state()
         self.store = ModelStore.for_data(self.cfg.data)  # the backtest's fitted folds
         self.loader = MarketDataLoader(self.cfg.data.model_copy(update={"end": None}),
@@ -200,10 +206,12 @@ class PaperTrader:
             bars = {s: Bar(*frames[s].iloc[-1][["open", "high", "low"]]) for s in symbols}
             self._fill(update, name, accounts[name], targets, bars, t, decided_at, resize, meta)
         # 2. The forecaster: re-fit when the schedule says so, then forecast the next close.
-        fold, model_file, row = self._forecast(frames, t, meta)
-        update.meta.update(model_fold=fold, model_file=model_file)
-        update.forecasts = [{"time": when, "symbol": s, "pred_close": close, "pred_return": ret,
-                             "fold": fold} for s, (close, ret) in row.items()]
+        if self.forecaster is not None:
+            fold, model_file, row = self._forecast(frames, t, meta)
+            update.meta.update(model_fold=fold, model_file=model_file)
+            update.forecasts = [{"time": when, "symbol": s, "pred_close": close,
+                                 "pred_return": ret, "fold": fold} for s, (close, ret) in
+                                row.items()]
         # 3. The strategy's decision at this close, from the backtest's own class.
         for symbols in self.cfg.symbol_groups:
             name, account = self._name(symbols), accounts[self._name(symbols)]
@@ -282,38 +290,35 @@ class PaperTrader:
     def _forecast(self, frames: dict[str, pd.DataFrame], t: int,
                   meta: dict) -> tuple[int, str, dict[str, tuple[float, float]]]:
         """(fold, model file, {symbol: (predicted close, predicted return)}) for bar t."""
-        mc, wf = self.cfg.model, self.cfg.walkforward
+        fc, wf = self.forecaster, self.cfg.walkforward
         index = next(iter(frames.values())).index
-        plan = plan_folds(t + 1, first_train_end(index, wf, mc.window_len), wf)[-1]
-        windows = build_windows(frames, mc)
+        window = max(f.window_len for f in self.cfg.forecaster_configs)
+        plan = fold_plan(index, wf, window)[-1]
         fold = meta.get("model_fold")
         if fold is None:  # the first candle: the whole walk-forward up to here
-            result = run_walkforward(frames, mc, wf, self.model_dir, progress=self.progress,
-                                     store=self.store)
+            entries = fc if isinstance(fc, ModelConfig) else [fc]
+            result = run_walkforward(frames, entries, wf, self.model_dir, progress=self.progress,
+                                     store=self.store, plan_window=window)
             model_file = result.folds[-1].model_file
         elif plan.index != fold:  # a re-fit is due: the next fold, from this fold's model
             previous = self._model(fold, meta["model_file"])
-            record = next_fold(frames, previous, mc, wf, self.model_dir, self.store)
+            record = next_fold(frames, previous, fc, wf, self.model_dir, self.store,
+                               plan_window=window)
             model_file = record.model_file
         else:
             model_file = meta["model_file"]
         model = self._model(plan.index, model_file)
-        last = windows.select(windows.end == t)
-        close, ret = to_prices(last, forecast(model, last))
         self._models = {plan.index: model}  # keep only the fold in use
-        rows = {s: (float(close[0, j]), float(ret[0, j])) for j, s in enumerate(frames)}
-        return plan.index, model_file, rows
+        return plan.index, model_file, forecast_at(frames, fc, wf, model, t, window)
 
     def _model(self, fold: int, model_file: str) -> Any:
         if fold not in self._models:
-            from models import lstm
-
             path = self.model_dir.parent / model_file
-            if not path.is_file():
+            if not path.exists():
                 raise StateError(f"{path}: the model of fold {fold} is missing; restore it or "
                                  "start a new --state file")
             try:
-                self._models[fold] = lstm.load(path)
+                self._models[fold] = load_fold(self.forecaster, path)
             except Exception as exc:  # Keras reports a cut-off file as "File not found"
                 raise StateError(f"{path}: the model of fold {fold} cannot be read, the file "
                                  f"is damaged ({type(exc).__name__}); put back a good copy of "

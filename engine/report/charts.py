@@ -162,14 +162,16 @@ def forecast_chart(closes: Mapping[str, pd.Series], forecasts: Mapping[str, pd.D
     return _save(fig, path)
 
 
-def folds_chart(per_symbol: Mapping[str, pd.DataFrame], path: Path) -> Path:
-    """Forecast MSE per fold beside the persistence MSE, one panel per symbol."""
+def folds_chart(per_symbol: Mapping[str, pd.DataFrame], path: Path,
+                label: str = "lstm") -> Path:
+    """Forecast MSE per fold of forecaster ``label`` beside the persistence MSE, one panel
+    per symbol."""
     symbols: Sequence[str] = list(per_symbol)
     fig, axes = plt.subplots(len(symbols), 1, figsize=(11, 3.2 * len(symbols)), squeeze=False)
     for ax, symbol in zip(axes[:, 0], symbols, strict=True):
         table = per_symbol[symbol]
         x = table["fold"].to_numpy()
-        ax.bar(x - 0.2, table["mse"], width=0.4, label="LSTM")
+        ax.bar(x - 0.2, table["mse"], width=0.4, label=label)
         ax.bar(x + 0.2, table["persistence_mse"], width=0.4, label="persistence", color="grey")
         ax.set_yscale("log")
         ax.set_title(f"{symbol}: forecast MSE per fold (target scale)")

@@ -22,38 +22,59 @@ BENCHMARK = "buy_and_hold"
 
 # --- forecasts ------------------------------------------------------------------------
 
-def scored_forecasts(table: pd.DataFrame, closes: pd.Series) -> pd.DataFrame:
+def scored_forecasts(table: pd.DataFrame, closes: pd.Series,
+                     target: str = "window_ratio") -> pd.DataFrame:
     """The forecasts whose target bar is inside the data, with what happened.
+
+    Args:
+        table: One symbol's forecasts (``engine.walkforward``), indexed by decision bar.
+        closes: That symbol's closes over all bars.
+        target: The forecaster's target, whose scale ``model_error`` and
+            ``persistence_error`` are on. Defaults to ``window_ratio``.
 
     Returns:
         Columns ``pred_return`` / ``true_return`` (next close over this close, minus 1),
-        ``model_error`` / ``persistence_error`` (on the model's target scale), and the
-        prices ``pred_close``, ``actual``, ``last``; indexed by decision bar.
+        ``model_error`` / ``persistence_error`` (on the target's scale: next close over the
+        window's first close for ``window_ratio``, the log return for ``log_return``, the
+        simple return for ``direction``), ``return_error`` (predicted minus realised
+        return: the scale every forecaster is compared on), and the prices
+        ``pred_close``, ``actual``, ``last``; indexed by decision bar.
     """
     scored = table[table["target"].isin(closes.index)]
     actual = closes.reindex(scored["target"]).to_numpy()
     last = closes.reindex(scored.index).to_numpy()
     base = scored["base_close"].to_numpy()
     pred_close = scored["pred_close"].to_numpy()
+    pred_return, true_return = pred_close / last - 1, actual / last - 1
+    if target == "window_ratio":
+        model = scored["pred_target"].to_numpy() - (actual / base - 1)
+        naive = last / base - actual / base
+    elif target == "log_return":
+        model = scored["pred_target"].to_numpy() - np.log(actual / last)
+        naive = -np.log(actual / last)
+    else:
+        model, naive = pred_return - true_return, -true_return
     return pd.DataFrame({
-        "pred_return": pred_close / last - 1, "true_return": actual / last - 1,
-        "model_error": scored["pred_target"].to_numpy() - (actual / base - 1),
-        "persistence_error": last / base - actual / base,
+        "pred_return": pred_return, "true_return": true_return, "model_error": model,
+        "persistence_error": naive, "return_error": pred_return - true_return,
         "pred_close": pred_close, "actual": actual, "last": last}, index=scored.index)
 
 
-def forecast_metrics(table: pd.DataFrame, closes: pd.Series) -> dict[str, Any]:
+def forecast_metrics(table: pd.DataFrame, closes: pd.Series,
+                     target: str = "window_ratio") -> dict[str, Any]:
     """Model vs persistence ("next close = this close") on exactly the forecast bars.
 
     Args:
         table: One symbol's forecasts (``engine.walkforward``), indexed by decision bar.
         closes: That symbol's closes over all bars.
+        target: The forecaster's target (see ``scored_forecasts``). Defaults to
+            ``window_ratio``.
 
     Returns:
         ``{n, mse, rmse, mae, mape, directional_accuracy, mse_ratio, persistence: {...},
         up_share}`` over the forecasts whose target bar is inside the data.
     """
-    s = scored_forecasts(table, closes)
+    s = scored_forecasts(table, closes, target)
     model = _errors(s["model_error"], s["pred_close"], s, directional=True)
     naive = _errors(s["persistence_error"], s["last"], s, directional=False)
     ratio = model["mse"] / naive["mse"] if naive["mse"] else None
@@ -79,7 +100,8 @@ def _hits(s: pd.DataFrame) -> np.ndarray:
     return (np.sign(s["pred_close"] - s["last"]) == np.sign(s["actual"] - s["last"])).to_numpy()
 
 
-def forecast_diagnostics(table: pd.DataFrame, closes: pd.Series) -> dict[str, Any]:
+def forecast_diagnostics(table: pd.DataFrame, closes: pd.Series,
+                         target: str = "window_ratio") -> dict[str, Any]:
     """Is the forecaster's edge more than chance? (README: "forecast diagnostics").
 
     Returns:
@@ -88,7 +110,7 @@ def forecast_diagnostics(table: pd.DataFrame, closes: pd.Series) -> dict[str, An
         binomial test of directional accuracy, and hit rates by quintile of the
         predicted move's size.
     """
-    s = scored_forecasts(table, closes)
+    s = scored_forecasts(table, closes, target)
     hits = _hits(s)
     return {
         "diebold_mariano": diebold_mariano(s["model_error"].to_numpy(),
@@ -101,11 +123,12 @@ def forecast_diagnostics(table: pd.DataFrame, closes: pd.Series) -> dict[str, An
     }
 
 
-def fold_metrics(table: pd.DataFrame, closes: pd.Series) -> pd.DataFrame:
+def fold_metrics(table: pd.DataFrame, closes: pd.Series,
+                 target: str = "window_ratio") -> pd.DataFrame:
     """Model and persistence MSE (target scale) for each fold of one symbol."""
     rows = []
     for fold, part in table.groupby("fold"):
-        metrics = forecast_metrics(part, closes)
+        metrics = forecast_metrics(part, closes, target)
         if metrics["n"]:
             rows.append({"fold": int(fold), "n": metrics["n"], "mse": metrics["mse"],
                          "persistence_mse": metrics["persistence"]["mse"]})

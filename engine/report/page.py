@@ -20,6 +20,7 @@ import yaml
 from engine.config import Config
 from engine.report import interactive
 from engine.report.charts import strategy_colors
+from engine.report.lab_page import lab_sections
 from engine.report.metrics import scored_forecasts
 from engine.report.tables import forecast_table, format_value, strength_table
 from engine.secrets import redact
@@ -131,8 +132,9 @@ def _diagnostic_sections(report: Mapping[str, Any], closes: Mapping[str, pd.Seri
     diagnostics = report.get("diagnostics", {})
     parts = [
         "<h2>Forecast error and significance</h2>",
-        '<p class="note">MSE is on the model\'s target scale (next close over the window\'s '
-        "first close, minus 1); mse_ratio below 1 means the LSTM beat persistence ('next "
+        '<p class="note">The first forecaster\'s. MSE is on its target scale (for the '
+        "tutorial's window_ratio: next close over the window's first close, minus 1); "
+        "mse_ratio below 1 means it beat persistence ('next "
         "close = this close'). dm_stat is the Diebold-Mariano statistic on squared errors "
         "(Harvey-Leybourne-Newbold corrected; negative = the model's errors are smaller), "
         "dm_p_better its one-sided p-value for 'the model is better', dm_p_two_sided the "
@@ -156,8 +158,7 @@ def _diagnostic_sections(report: Mapping[str, Any], closes: Mapping[str, pd.Seri
 
 def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame,
                 charts: Mapping[str, Path], runs: Sequence[StrategyRun],
-                closes: Mapping[str, pd.Series],
-                forecasts: Mapping[str, pd.DataFrame]) -> str:
+                closes: Mapping[str, pd.Series], wf: Any) -> str:
     """The whole page as a string, known secrets blanked out of its content.
 
     Args:
@@ -167,8 +168,9 @@ def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame
         charts: PNG paths; ``folds`` is embedded.
         runs: Every (strategy, symbol) run.
         closes: ``{symbol: closes}`` over all bars.
-        forecasts: ``{symbol: forecast table}``.
+        wf: The walk-forward result (every forecaster's forecasts).
     """
+    forecasts = wf.forecasts
     colors = strategy_colors(r.label for r in runs)
     sections = [
         f"<h1>Backtest report: {html.escape(Path(str(report['run']['config_file'])).name)}</h1>",
@@ -177,8 +179,10 @@ def html_report(cfg: Config, report: Mapping[str, Any], comparison: pd.DataFrame
         table_html(comparison),
         *_market_sections(runs, closes, forecasts, colors),
         *_monthly_sections(runs),
-        *_diagnostic_sections(report, closes, forecasts),
-        "<h2>Forecast error per fold</h2>", image_html(charts["folds"], "MSE per fold"),
+        *(_diagnostic_sections(report, closes, forecasts) if forecasts else []),
+        *lab_sections(report, wf, closes, table_html, _plot),
+        *(["<h2>Forecast error per fold</h2>", image_html(charts["folds"], "MSE per fold")]
+          if "folds" in charts else []),
         "<h2>Configuration</h2>",
         f"<pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>",
     ]

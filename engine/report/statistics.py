@@ -97,3 +97,94 @@ def hit_rate_by_strength(pred_return: np.ndarray, true_return: np.ndarray,
              "hit_rate": float(part["hit"].mean()),
              "mean_signed_return": float(part["signed"].mean())}
             for b, part in frame.groupby("bin", sort=True)]
+
+
+# --- several forecasters and strategies, judged together -------------------------------------
+
+#: Seed of the bootstraps below, so a report is the same every time it is made.
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_REPS = 1000
+
+
+def diebold_mariano_matrix(errors: pd.DataFrame) -> dict[str, dict[str, dict[str, Any]]]:
+    """Diebold-Mariano (HLN) tests of every pair of columns of ``errors``, Holm-adjusted.
+
+    Args:
+        errors: Forecast errors on the same bars, one column per forecaster (persistence
+            among them).
+
+    Returns:
+        ``{row: {column: {statistic, p_value, p_holm}}}`` for every ordered pair: a
+        negative statistic means the row's squared errors are smaller; ``p_value`` is
+        two-sided, ``p_holm`` the same after Holm's correction over all distinct pairs.
+        Diagonal entries are omitted.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    names = list(errors.columns)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    tests = {pair: diebold_mariano(errors[pair[0]].to_numpy(), errors[pair[1]].to_numpy())
+             for pair in pairs}
+    known = [pair for pair in pairs if tests[pair]["p_value_two_sided"] is not None]
+    adjusted = dict(zip(known, multipletests(
+        [tests[p]["p_value_two_sided"] for p in known], method="holm")[1], strict=True)) \
+        if known else {}
+    matrix: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in names}
+    for (a, b), test in tests.items():
+        stat, p = test["statistic"], test["p_value_two_sided"]
+        holm = float(adjusted[(a, b)]) if (a, b) in adjusted else None
+        matrix[a][b] = {"statistic": stat, "p_value": p, "p_holm": holm}
+        matrix[b][a] = {"statistic": None if stat is None else -stat, "p_value": p,
+                        "p_holm": holm}
+    return matrix
+
+
+def model_confidence_set(losses: pd.DataFrame, size: float = 0.10) -> dict[str, Any]:
+    """The model confidence set of Hansen, Lunde and Nason (2011), with ``arch``.
+
+    Args:
+        losses: Per-bar losses (squared errors), one column per forecaster.
+        size: The test size: the set holds the best forecaster with probability at least
+            1 - size. Defaults to 0.10.
+
+    Returns:
+        ``{included: [...], pvalues: {name: p}, size}``: the names in the set (in column
+        order) and each forecaster's MCS p-value (it is in the set when p >= size).
+    """
+    from arch.bootstrap import MCS
+
+    mcs = MCS(losses, size=size, reps=BOOTSTRAP_REPS, method="R", bootstrap="stationary",
+              seed=BOOTSTRAP_SEED)
+    mcs.compute()
+    pvalues = mcs.pvalues["Pvalue"].to_dict()
+    included = [name for name in losses.columns if name in set(mcs.included)]
+    return {"included": included, "pvalues": {k: float(v) for k, v in pvalues.items()},
+            "size": size}
+
+
+def superior_predictive_ability(benchmark: pd.Series, strategies: pd.DataFrame) -> dict[str, Any]:
+    """Hansen's test for superior predictive ability: does any strategy beat the benchmark?
+
+    Losses are negative per-bar returns, so the null is "no strategy has a higher mean
+    return than the benchmark"; a small p-value says the best one beat it even after
+    accounting for having tried them all (data snooping).
+
+    Args:
+        benchmark: The benchmark's per-bar returns (buy-and-hold).
+        strategies: The other strategies' per-bar returns on the same bars, one column each.
+
+    Returns:
+        ``{best, best_mean_return, benchmark_mean_return, p_value, p_value_lower,
+        p_value_upper, n}``; ``p_value`` is the consistent p-value (arch's ``SPA``).
+    """
+    from arch.bootstrap import SPA
+
+    spa = SPA(-benchmark, -strategies, reps=BOOTSTRAP_REPS, bootstrap="stationary",
+              studentize=True, seed=BOOTSTRAP_SEED)
+    spa.compute()
+    means = strategies.mean()
+    return {"best": str(means.idxmax()), "best_mean_return": float(means.max()),
+            "benchmark_mean_return": float(benchmark.mean()),
+            "p_value": float(spa.pvalues["consistent"]),
+            "p_value_lower": float(spa.pvalues["lower"]),
+            "p_value_upper": float(spa.pvalues["upper"]), "n": int(len(benchmark))}

@@ -21,7 +21,8 @@ TABLE_COLUMNS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "volatil
 PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "mape",
            "directional_accuracy", "buy_and_hold_return", "volatility", "alpha", "return",
            "hit_rate", "accuracy", "baseline", "up_share", "direction_baseline",
-           "mean_signed_return", "min_abs_pred", "max_abs_pred"}
+           "mean_signed_return", "min_abs_pred", "max_abs_pred", "min_return",
+           "median_return", "max_return"}
 MONEY = {"fees_paid", "final_equity", "equity", "realized", "unrealized", "last_close",
          "entry_price", "exit_price", "expectancy", "best_trade", "worst_trade", "pnl", "fees"}
 

@@ -35,7 +35,8 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         start: First bar (date, timestamp or bar number) whose close is observed; moved
             on to the first bar with a complete window (and a forecast, when observed).
             Defaults to the backtest's first traded bar (the walk-forward test start).
-        end: Last bar (inclusive; a date includes that day). Defaults to the last bar.
+        end: Last bar (inclusive; a date includes that day); one after the data is the
+            last bar, with a warning. Defaults to the last bar.
         seed: Seeds the first ``reset``. Defaults to None.
         market: ``engine.data.MarketData`` (or ``{symbol: frame}``) already loaded.
             Defaults to loading ``config.data``.
@@ -49,30 +50,36 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
             forecast observation without a ``model:`` section.
     """
     from engine.data import load_market_data
+    from engine.folds import first_train_end
     from engine.rl.env import TradingEnv, bar_range, env_data
     from engine.simulation import cost_model
-    from engine.walkforward import first_train_end, run_walkforward
+    from engine.walkforward import run_walkforward
 
     cfg = config if isinstance(config, Config) else load_config(config)
     rl = rl_settings(cfg, settings)
-    if rl.use_forecast and walkforward is None and "model" not in cfg.model_fields_set:
-        raise ConfigError("rl.use_forecast = true needs a model: section in the config (the "
-                          "forecaster whose walk-forward forecasts the agent observes); add "
-                          "one (see configs/btc.yaml) or set rl.use_forecast: false")
+    explicit = {"model", "forecasters"} & cfg.model_fields_set
+    if rl.use_forecast and walkforward is None and not explicit:
+        raise ConfigError("rl.use_forecast = true needs a model: or forecasters: section in "
+                          "the config (the forecaster whose walk-forward forecasts the agent "
+                          "observes); add one (see configs/btc.yaml) or set "
+                          "rl.use_forecast: false")
+    forecaster = cfg.forecaster(rl.forecaster)
     market = market if market is not None else load_market_data(cfg.data, progress=False)
     frames = market.frames if hasattr(market, "frames") else market
     index = next(iter(frames.values())).index
     if walkforward is None and rl.use_forecast:
-        walkforward = run_walkforward(frames, cfg.model, cfg.walkforward, None, progress=False)
+        entries = cfg.model if cfg.forecasters is None else [forecaster]
+        walkforward = run_walkforward(frames, entries, cfg.walkforward, None, progress=False)
     if walkforward is not None:
         first = walkforward.first_forecast_bar
     elif start is None:  # the default range is the backtest's test period
-        first = first_train_end(index, cfg.walkforward, cfg.model.window_len) - 1
+        first = first_train_end(index, cfg.walkforward,
+                                max(f.window_len for f in cfg.forecaster_configs)) - 1
     else:
-        first = cfg.model.window_len - 1
+        first = forecaster.window_len - 1
     symbols = traded_symbols(cfg)
-    forecasts = walkforward.forecasts if rl.use_forecast else None
-    data = env_data(cfg, frames, symbols, forecasts, first)
+    forecasts = walkforward.tables(rl.forecaster) if rl.use_forecast else None
+    data = env_data(forecaster, frames, symbols, forecasts, first)
     lo, hi = bar_range(data, rl, start, end)
     broker = cfg.broker
     env = TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi)

@@ -34,8 +34,8 @@ from tqdm import tqdm
 from engine.config import RLConfig
 from engine.errors import ConfigError
 from engine.execution import CostModel
+from engine.folds import FoldPlan
 from engine.rl.env import EnvData, TradingEnv, bar_range
-from engine.walkforward import FoldPlan
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ So the targets an episode recorded, replayed in a backtest, give the same equity
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +24,12 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from engine.config import Config, RLConfig
+from engine.config import RLConfig
 from engine.errors import ConfigError
 from engine.execution import Account, Bar, CostModel
+from models.features import build_windows
+
+log = logging.getLogger(__name__)
 
 #: Reward of a step whose equity reaches zero or below (the episode ends there).
 RUIN_REWARD = math.log(1e-6)
@@ -60,25 +64,67 @@ def action_space(kind: str, n_symbols: int) -> gym.Space:
     return gym.spaces.MultiDiscrete([sides] * n_symbols)
 
 
+_MEANING = {"long_flat": "0 = flat, 1 = long", "short_flat_long": "0 = short, 1 = flat, 2 = long",
+            "continuous": "the target exposure, from -1 to 1"}
+
+
 def action_targets(kind: str, action: Any, symbols: tuple[str, ...],
                    leverage: float) -> dict[str, float]:
     """Target weights of equity per symbol for ``action``.
 
     Discrete: long_flat 0 = flat, 1 = long; short_flat_long 0 = short, 1 = flat, 2 = long;
     each symbol's side takes ``1 / len(symbols)`` of equity. Continuous: the exposure per
-    symbol, clipped to [-1, 1] and scaled down together if the sum of their sizes exceeds
+    symbol, in [-1, 1], scaled down together if the sum of their sizes exceeds
     ``leverage``.
+
+    Raises:
+        ValueError: The action is not in the action space (``check_action``).
     """
-    values = np.asarray(action).reshape(-1)
+    values = check_action(kind, action, symbols, leverage)
     n = len(symbols)
     if kind == "continuous":
-        weights = np.clip(values.astype("float64"), -1.0, 1.0)
+        weights = values.astype("float64")
         total = float(np.abs(weights).sum())
         if total > leverage:
             weights = weights * (leverage / total)
         return {s: float(w) for s, w in zip(symbols, weights, strict=True)}
     offset = 0 if kind == "long_flat" else 1
     return {s: float(int(a) - offset) / n for s, a in zip(symbols, values, strict=True)}
+
+
+def check_action(kind: str, action: Any, symbols: tuple[str, ...],
+                 leverage: float) -> np.ndarray:
+    """``action`` as a flat array of one value per symbol, once it is in the action space.
+
+    Nothing is clipped or rounded: a side the space does not have, a wrong shape, a value
+    that is not a finite number (or, for a discrete space, not an integer) and an exposure
+    outside [-1, 1] are errors.
+
+    Raises:
+        ValueError: One line naming the action, the space and the environment's settings.
+    """
+    n = len(symbols)
+    values = np.asarray(action)
+    problem = None
+    if values.dtype.kind not in "iuf":
+        problem = "not a number" if n == 1 else "not numbers"
+    elif values.size != n or (values.ndim > 1 or (n > 1 and values.ndim != 1)):
+        problem = f"shape {values.shape}, expected ({n},)" + (" or a scalar" if n == 1 else "")
+    elif not np.isfinite(values).all():
+        problem = "not finite"
+    elif kind == "continuous":
+        if (np.abs(values) > 1.0).any():
+            problem = "an exposure outside [-1, 1]"
+    elif values.dtype.kind == "f":
+        problem = "not an integer"
+    elif ((values < 0) | (values >= (2 if kind == "long_flat" else 3))).any():
+        problem = "a side the space does not have"
+    if problem is None:
+        return values.reshape(-1)
+    shown = " ".join(np.array2string(values, separator=", ", threshold=8).split())
+    raise ValueError(f"action {shown} is not in the action space {action_space(kind, n)} "
+                     f"({problem}): rl.action_space = {kind} ({_MEANING[kind]}) for "
+                     f"{', '.join(symbols)}, broker.leverage = {leverage:g}")
 
 
 class TradingEnv(gym.Env):
@@ -91,6 +137,9 @@ class TradingEnv(gym.Env):
     features of every data symbol, flattened bar by bar), then the forecast return per
     traded symbol (with ``rl.use_forecast``), the exposure per traded symbol (signed weight
     of equity at the close) and the cash fraction (cash / equity).
+
+    ``step`` raises ``ValueError`` for an action outside ``action_space`` (see
+    ``check_action``) and then changes nothing.
 
     ``info``: ``time`` (ISO time of bar t, at whose close the next action is decided) and
     ``equity`` (marked at that close); ``step`` adds ``target`` (the weight the action asked
@@ -193,13 +242,15 @@ class TradingEnv(gym.Env):
         return float(value)
 
 
-def env_data(cfg: Config, frames: Mapping[str, pd.DataFrame], symbols: tuple[str, ...],
+def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple[str, ...],
              forecasts: Mapping[str, pd.DataFrame] | None, first_forecast_bar: int) -> EnvData:
-    """Precompute the arrays of ``EnvData`` from aligned frames and walk-forward forecasts."""
-    from engine.walkforward import build_windows
+    """Precompute the arrays of ``EnvData`` from aligned frames and walk-forward forecasts.
 
+    The observed window is ``forecaster``'s (a forecaster config entry): its raw features
+    normalised by the window's first row, its derived features as they are.
+    """
     index = next(iter(frames.values())).index
-    windows = build_windows(frames, cfg.model)
+    windows = build_windows(frames, forecaster)
     flat = np.full((len(index), windows.X.shape[1] * windows.X.shape[2]), np.nan, np.float32)
     flat[windows.end] = windows.X.reshape(len(windows), -1)
 
@@ -211,7 +262,7 @@ def env_data(cfg: Config, frames: Mapping[str, pd.DataFrame], symbols: tuple[str
         forecast = np.column_stack([
             forecasts[s]["pred_return"].reindex(index).to_numpy("float64") for s in symbols])
     return EnvData(index, tuple(symbols), column("open"), column("high"), column("low"),
-                   column("close"), flat, forecast, cfg.model.window_len, first_forecast_bar)
+                   column("close"), flat, forecast, forecaster.window_len, first_forecast_bar)
 
 
 def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[int, int]:
@@ -226,7 +277,12 @@ def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[
     index, w = data.index, data.window_len
     first = _bar(index, start, side="left") if start is not None else data.first_forecast_bar
     last = _bar(index, end, side="right") - 1 if end is not None else len(index) - 1
-    earliest = w - 1
+    if end is not None and _after_data(index, end):
+        log.warning("rl: the episode end %s is after the data's last bar (%s); the episode "
+                    "ends there", end, index[-1].isoformat())
+        last = len(index) - 1
+    defined = np.flatnonzero(~np.isnan(data.windows).any(axis=1))
+    earliest = int(defined[0]) if len(defined) else len(index)
     if settings.use_forecast:
         known = np.flatnonzero(~np.isnan(data.forecast).any(axis=1))
         earliest = int(known[0]) if len(known) else len(index)
@@ -240,6 +296,15 @@ def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[
         raise ConfigError(f"rl: the episode range {span} holds {max(bars, 0)} {what}, fewer "
                           f"than model.window_len = {w} (and at least 2); widen the date range")
     return first, last
+
+
+def _after_data(index: pd.DatetimeIndex, end: Any) -> bool:
+    """Whether the episode bound ``end`` lies after the last bar of ``index``."""
+    if isinstance(end, (int, np.integer)) and not isinstance(end, bool):
+        return int(end) > len(index) - 1
+    stamp = pd.Timestamp(end)  # a valid date: _bar has parsed it already
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp > index[-1]
 
 
 def _bar(index: pd.DatetimeIndex, when: Any, side: str) -> int:

@@ -83,9 +83,13 @@ def holdout_result(spec: SweepSpec, split, best: dict[str, Any]) -> dict[str, An
     from engine.report import forecast_metrics
 
     symbol = spec.objective.symbol
-    table = wf.forecasts[symbol]
-    table = table[table["target"] >= start]
-    metrics["mse_ratio"] = forecast_metrics(table, split.full.frames[symbol]["close"])["mse_ratio"]
+    scored = trials.objective_forecasts(cfg, wf, spec.objective)
+    metrics["mse_ratio"] = None
+    if scored is not None:
+        table, target = scored
+        metrics["mse_ratio"] = forecast_metrics(table[table["target"] >= start],
+                                                split.full.frames[symbol]["close"],
+                                                target)["mse_ratio"]
     index = split.full.index
     return {"trial": best["key"], "params": best["params"],
             "start": start.isoformat(), "end": index[-1].isoformat(), "bars": split.holdout_bars,

@@ -27,6 +27,7 @@ from engine.data import MarketData, load_market_data
 from engine.errors import ConfigError, EngineError
 from engine.report import write_json
 from engine.sweep import trial as trials
+from engine.sweep.cluster import CONNECT_TIMEOUT_S, check_address, check_resources
 from engine.sweep.fast import uses_fast_path
 from engine.sweep.spec import SweepSpec, trial_key
 
@@ -70,9 +71,10 @@ def split_market(spec: SweepSpec, market: MarketData) -> Split:
 
 
 def _check_selection_length(spec: SweepSpec, selection: MarketData, start: pd.Timestamp) -> None:
-    from engine.walkforward import first_train_end
+    from engine.folds import first_train_end
 
-    wf, window = spec.base.walkforward, spec.base.model.window_len
+    wf = spec.base.walkforward
+    window = max(f.window_len for f in spec.base.forecaster_configs)
     n = len(selection.index)
     try:
         first = first_train_end(selection.index, wf, window)
@@ -109,7 +111,8 @@ def prepare_dir(spec: SweepSpec) -> Path:
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True,
+              connect_timeout: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
     """Run the whole sweep and write its files into ``spec.output_dir``.
 
     Args:
@@ -118,12 +121,20 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
             starts a local Ray for this run.
         num_cpus: CPUs of the local Ray. Defaults to None (every core).
         progress: Print a line per finished trial.
+        connect_timeout: Seconds to wait for ``address`` to answer. Defaults to 30.
 
     Returns:
         The summary (also written to summary.json).
+
+    Raises:
+        ConfigError: ``num_cpus`` below 1, a bad ``connect_timeout``, nothing answering at
+            ``address``, or the sweep's own settings (see ``prepare_dir``).
     """
     from engine.sweep import outputs
 
+    check_resources(num_cpus, connect_timeout)
+    if address:
+        check_address(address, connect_timeout)
     out = prepare_dir(spec)
     market = load_market_data(spec.base.data, progress=progress)
     split = split_market(spec, market)
@@ -197,8 +208,7 @@ def _interleave(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str,
     ranked = []
     for i, p in enumerate(points):
         cfg = spec.trial_config(p)
-        group = json.dumps([cfg.model.model_dump(mode="json"),
-                            cfg.walkforward.model_dump(mode="json")], sort_keys=True)
+        group = json.dumps(trials.forecast_identity(cfg), sort_keys=True)
         groups[group] = groups.get(group, -1) + 1
         ranked.append((groups[group], i, p))
     return [p for _, _, p in sorted(ranked, key=lambda t: t[:2])]

@@ -38,7 +38,15 @@ from pydantic import (
     model_validator,
 )
 
-from engine.config import METRICS, Config, _describe, _Loader, load_config, validate_config
+from engine.config import (
+    METRICS,
+    Config,
+    _describe,
+    _Loader,
+    forecaster_classes,
+    load_config,
+    validate_config,
+)
 from engine.errors import ConfigError
 
 OBJECTIVES = (*METRICS, "mse_ratio")
@@ -227,6 +235,10 @@ def apply_params(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
             spec = _strategy_entry(raw["strategies"], parts[1])
             spec.setdefault("params", {})[parts[2]] = value
             continue
+        if parts[0] == "forecasters":
+            entry = next(f for f in raw["forecasters"] if f["name"] == parts[1])
+            entry[parts[2]] = value
+            continue
         node = raw
         for part in parts[:-1]:
             node = node[part]
@@ -249,6 +261,9 @@ def check_key(key: str, base: Config) -> None:
                          "backtest or broker keys")
     if parts[0] == "strategies":
         _check_strategy_key(key, parts, base)
+        return
+    if parts[0] == "forecasters":
+        _check_forecaster_key(key, parts, base)
         return
     node: Any = base.to_dict()
     for depth, part in enumerate(parts):
@@ -293,6 +308,26 @@ def _check_strategy_key(key: str, parts: list[str], base: Config) -> None:
                             f"; its parameters: {', '.join(known) or 'none'}"))
 
 
+def _check_forecaster_key(key: str, parts: list[str], base: Config) -> None:
+    if base.forecasters is None:
+        raise ValueError(f"space key {key}: the base config has no forecasters: section; "
+                         "search model.KEY for its model: forecaster")
+    names = base.forecaster_names
+    if len(parts) != 3:
+        raise ValueError(f"space key {key} should be forecasters.NAME.KEY, e.g. "
+                         f"forecasters.{names[0]}.units")
+    if parts[1] not in names:
+        raise ValueError(f"space key {key}: forecaster {parts[1]!r} is not in the base config "
+                         f"({', '.join(names)})")
+    known = sorted({"kind", *(n for cls in forecaster_classes() for n in cls.model_fields
+                              if n not in ("name", "kind", "class_"))} | {"class"})
+    if parts[2] not in known:
+        hint = difflib.get_close_matches(parts[2], known, n=1)
+        raise ValueError(f"space key {key}: {parts[2]!r} is not a forecaster setting"
+                         + (f" (did you mean {hint[0]!r}?)" if hint else
+                            f"; settings: {', '.join(known)}"))
+
+
 def _resolve_objective(objective: Objective, base: Config) -> Objective:
     names = [s.name for s in base.strategies]
     strategy = objective.strategy or names[0]
@@ -334,7 +369,9 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> SweepS
         sweep = SweepFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe_sweep(exc)}") from None
-    base = _load_base(sweep.base, label)
+    from strategies.registry import name_forecasters
+
+    base = name_forecasters(_load_base(sweep.base, label))
     out = Path(output_dir or sweep.output_dir or f"runs/{path.stem}")
     try:
         _check_space(sweep, base)

@@ -6,13 +6,16 @@ a sweep over strategy parameters trains the forecaster once.
 
 A finished trial leaves ``trials/<key>/returns.parquet`` and then ``result.json``, each
 written to a temporary name and renamed, so ``result.json`` exists only for a trial that
-finished. That file is what lets a killed sweep resume without re-running anything.
+finished. That file is what lets a killed sweep resume without re-running anything. A
+trial whose files do not read (damaged on disk or by hand) counts as unfinished: its files
+are moved aside and it runs again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import socket
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow
 
 from engine.config import Config
 from engine.data import MarketData
@@ -30,8 +34,9 @@ from engine.report import forecast_metrics, trading_metrics, write_json
 from engine.simulation import PORTFOLIO, StrategyRun
 from engine.sweep.spec import Objective, trial_key
 from engine.timeframes import periods_per_year
-from strategies.registry import spec_label
+from strategies.registry import get_strategy, spec_label, user_params
 
+log = logging.getLogger(__name__)
 RESULT = "result.json"
 RETURNS = "returns.parquet"
 _LAST: dict[str, Any] = {}  # the walk-forward this process read last, by its file
@@ -65,13 +70,35 @@ def objective_run(cfg: Config, runs: list[StrategyRun], objective: Objective) ->
     return next(r for r in runs if r.label == label and r.symbol == symbol)
 
 
+def forecast_identity(cfg: Config) -> list[Any]:
+    """What decides a config's forecasts besides the data: the forecasters it fits (see
+    ``engine.pipeline.forecasters_needed``), the longest window and the re-fit schedule."""
+    from engine.pipeline import forecasters_needed
+
+    needed = forecasters_needed(cfg)
+    return [[f.model_dump(mode="json", by_alias=True) for f in cfg.forecaster_configs
+             if f.name in needed], max(f.window_len for f in cfg.forecaster_configs),
+            cfg.walkforward.model_dump(mode="json")]
+
+
 def forecast_key(cfg: Config, market: MarketData) -> str:
-    """What decides a walk-forward's forecasts: the model, the re-fit schedule, the data."""
-    text = json.dumps({"model": cfg.model.model_dump(mode="json"),
-                       "walkforward": cfg.walkforward.model_dump(mode="json"),
+    """What decides a walk-forward's forecasts: the forecasters, the schedule, the data."""
+    text = json.dumps({"forecasts": forecast_identity(cfg),
                        "data": _remembered("data", (market,), lambda: _data_hash(market))},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def objective_forecasts(cfg: Config, wf: Any, objective: Objective) -> tuple[Any, str] | None:
+    """(the objective symbol's forecast table, its target) that ``mse_ratio`` scores: the
+    objective strategy's forecaster, else the first; None when no forecaster ran."""
+    if not wf.by_name:
+        return None
+    spec = next(s for s in cfg.strategies if s.name == objective.strategy)
+    cls = get_strategy(spec.name)
+    name = cls.reads_forecaster({**user_params(cls), **spec.params}, cfg) or ""
+    result = wf.by_name.get(cfg.forecaster(name).name) or next(iter(wf.by_name.values()))
+    return result.forecasts[objective.symbol], result.target
 
 
 def _data_hash(market: MarketData) -> str:
@@ -105,11 +132,10 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
     Returns:
         ``(WalkForwardResult, reused)``.
     """
-    from engine.walkforward import run_walkforward
+    from engine.pipeline import walk_forward as fit_forecasters
 
     if cache is None:
-        return run_walkforward(market.frames, cfg.model, cfg.walkforward, None,
-                               progress=False), False
+        return fit_forecasters(cfg, market.frames), False
     cache.mkdir(parents=True, exist_ok=True)
     key = forecast_key(cfg, market)
     path, lock = cache / f"{key}.pkl", cache / f"{key}.lock"
@@ -126,7 +152,7 @@ def walk_forward(cfg: Config, market: MarketData, cache: Path | None) -> tuple[A
         except FileExistsError:
             time.sleep(1.0)  # another trial is training this very model
     try:
-        wf = run_walkforward(market.frames, cfg.model, cfg.walkforward, None, progress=False)
+        wf = fit_forecasters(cfg, market.frames)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(wf))
         tmp.replace(path)
@@ -140,8 +166,10 @@ def _read_pickle(path: Path) -> Any:
         return pickle.loads(path.read_bytes())  # written by this sweep's trials only
     except FileNotFoundError:
         return None
-    except (pickle.UnpicklingError, EOFError, AttributeError):
-        path.unlink(missing_ok=True)  # unreadable: the next trial trains it again
+    except Exception as exc:  # noqa: BLE001  (a damaged pickle raises many kinds)
+        log.warning("sweep forecasts %s do not read (%s); training them again", path,
+                    type(exc).__name__)
+        path.unlink(missing_ok=True)
         return None
 
 
@@ -182,10 +210,13 @@ def score(cfg: Config, market: MarketData, objective: Objective,
     else:
         run = objective_run(cfg, run_strategies(cfg, market, wf), objective)
         metrics = trading_metrics(run, periods_per_year(cfg.data.timeframe))
-    symbol = objective.symbol  # every data symbol is forecast
-    table, frame = wf.forecasts[symbol], market.frames[symbol]
-    metrics["mse_ratio"] = _remembered(
-        "mse_ratio", (table, frame), lambda: forecast_metrics(table, frame["close"])["mse_ratio"])
+    scored = objective_forecasts(cfg, wf, objective)  # every data symbol is forecast
+    metrics["mse_ratio"] = None
+    if scored is not None:
+        (table, target), frame = scored, market.frames[objective.symbol]
+        metrics["mse_ratio"] = _remembered(
+            "mse_ratio", (table, frame),
+            lambda: forecast_metrics(table, frame["close"], target)["mse_ratio"])
     metrics["forecasts_reused"] = reused
     return metrics, run, wf
 
@@ -233,11 +264,58 @@ def run_trial(params: dict[str, Any], cfg: Config, market: MarketData, objective
 
 
 def read_result(folder: Path) -> dict[str, Any] | None:
-    """A finished trial's record, or None when it has not finished."""
+    """A finished trial's record, or None when it has not finished.
+
+    A trial whose files do not read (a result.json that is not its record, a returns file
+    that is cut short) is treated as unfinished: logged, its files moved aside as
+    ``<name>.damaged-<UTC time>`` and None returned, so it runs again.
+    """
     try:
-        return json.loads((folder / RESULT).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return _checked_result(folder)
+    except FileNotFoundError:
         return None
+    except _Damaged as exc:
+        _set_aside(folder, str(exc))
+        return None
+
+
+class _Damaged(Exception):
+    """A trial's files are there but do not read."""
+
+
+_FIELDS = {"key", "params", "metrics", "objective", "error"}
+
+
+def _checked_result(folder: Path) -> dict[str, Any]:
+    """The trial's record once it and its returns read. Raises ``_Damaged``, or
+    FileNotFoundError while the trial has not finished."""
+    data = (folder / RESULT).read_bytes()
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _Damaged(f"{RESULT} is not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(record, dict) or not _FIELDS <= record.keys() or \
+            record["key"] != folder.name:
+        raise _Damaged(f"{RESULT} is not the record of trial {folder.name}")
+    if record["objective"] is not None:  # a scored trial wrote its returns first
+        try:
+            returns = read_returns(folder)
+        except (OSError, ValueError, pyarrow.ArrowException) as exc:
+            raise _Damaged(f"{RETURNS} does not read ({str(exc).splitlines()[0]})") from None
+        if returns is None:
+            raise _Damaged(f"{RETURNS} is missing")
+    return record
+
+
+def _set_aside(folder: Path, problem: str) -> None:
+    """Move a damaged trial's files aside (kept for a look, never read again)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in (RESULT, RETURNS):
+        path = folder / name
+        if path.exists():
+            path.replace(folder / f"{name}.damaged-{stamp}")
+    log.warning("trial %s did not finish cleanly: %s; its files are kept as *.damaged-%s "
+                "and it runs again", folder.name, problem, stamp)
 
 
 def read_returns(folder: Path) -> pd.Series | None:

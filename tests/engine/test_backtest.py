@@ -66,7 +66,15 @@ def cli_run(served, tmp_path_factory):
 def test_report_json_has_every_section(cli_run):
     _, out, _ = cli_run
     report = json.loads((out / "report.json").read_text())
-    assert set(report) == {"forecast", "diagnostics", "strategies", "folds", "run", "config"}
+    assert set(report) == {"forecast", "diagnostics", "forecasters", "forecast_comparison",
+                           "model_confidence_set", "strategies", "spa", "folds", "run",
+                           "config"}
+    assert report["forecasters"]["lstm"]["BTC/USDT"]["mse"] == report["forecast"]["BTC/USDT"]["mse"]
+    assert set(report["forecast_comparison"]["BTC/USDT"]["diebold_mariano"]) == {"lstm",
+                                                                                "persistence"}
+    assert set(report["model_confidence_set"]["BTC/USDT"]) <= {"lstm", "persistence"}
+    assert report["spa"]["BTC/USDT"]["benchmark"] == "buy_and_hold"
+    assert 0 <= report["spa"]["BTC/USDT"]["p_value"] <= 1
     for symbol in ("BTC/USDT", "ETH/USDT"):
         f = report["forecast"][symbol]
         assert f["n"] == 400 - 250  # targets inside the data: bars 250..399
@@ -117,7 +125,8 @@ def test_html_report_is_self_contained(cli_run):
     _, out, _ = cli_run
     page = (out / "report.html").read_text()
     assert page.count('<img alt=') == 1  # folds.png; the rest is plotly
-    assert page.count('class="plotly-graph-div"') == 2 + 6 + 2  # markets, months, scatters
+    # markets, months, scatters, each symbol's gains against persistence
+    assert page.count('class="plotly-graph-div"') == 2 + 6 + 2 + 2
     assert "src=\"http" not in page and "src='http" not in page and "lstm_signal" in page
     assert (out / "comparison.md").read_text().startswith("| strategy | symbol |")
 

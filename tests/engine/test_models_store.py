@@ -15,11 +15,14 @@ import pytest
 from engine.backtest import main as backtest_main
 from engine.cli import run_cli
 from engine.config import ModelConfig, WalkForwardConfig, validate_config
-from engine.models_store import ModelStore, fold_key, main, prune
+from engine.fold_data import fold_keys
+from engine.folds import plan_folds
+from engine.models_store import ModelStore, checksums, fold_key, prune
+from engine.models_store.__main__ import main
 from engine.paper.state import PaperState
 from engine.paper.trader import PaperTrader
 from engine.pipeline import NO_DEVICE, run
-from engine.walkforward import fold_keys, plan_folds, run_walkforward
+from engine.walkforward import run_walkforward
 from models import lstm, runtime
 from tests.conftest import config_dict, make_ohlcv, write_config
 from tests.loopback import LoopbackExchange
@@ -180,9 +183,11 @@ def test_runtime_without_keras_matches_keras(monkeypatch, tmp_path):
     import keras
 
     module = sys.modules[keras.backend.backend()]
-    assert runtime.runtime() == lstm.runtime() == {
-        "keras": keras.__version__, "backend": keras.backend.backend(),
-        "backend_version": module.__version__}
+    expected = {"keras": keras.__version__, "backend": keras.backend.backend(),
+                "backend_version": module.__version__}
+    if expected["backend"] == "tensorflow":
+        expected["onednn"] = "off"  # see tests/models/test_reproducibility.py
+    assert runtime.runtime() == lstm.runtime() == expected
     # Resolved as Keras does when it is not imported: KERAS_BACKEND, keras.json, default.
     monkeypatch.delitem(sys.modules, "keras")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
@@ -258,12 +263,12 @@ def test_half_written_or_damaged_entries_are_never_used(frames, tmp_path, caplog
     keys = [f.store_key for f in trained.folds]
     # A crash mid-write leaves a temporary directory, never a directory under a key.
     (tmp_path / "store" / f".tmp-{keys[0][:16]}-deadbeef").mkdir()
-    (store.entry(keys[0]) / "weights.npz").write_bytes(b"PK\x03\x04 cut short")
+    (store.entry(keys[0]) / "model.keras").write_bytes(b"PK\x03\x04 cut short")
     (store.entry(keys[1]) / "model.json").write_text('{"fold": ')
     with caplog.at_level(logging.WARNING):
         again = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert [f.reused for f in again.folds] == [False, False]
-    assert "is unreadable" in caplog.text and "is damaged" in caplog.text
+    assert "does not match its checksum" in caplog.text and "is damaged" in caplog.text
     assert_same_forecasts(trained, again)
     reused = run_walkforward(data, TINY, WF, None, progress=False, store=store)
     assert reused.folds_reused == 2  # the new entries replaced the damaged ones
@@ -274,15 +279,20 @@ def test_a_lost_race_keeps_the_first_entry(tmp_path):
     lstm.seed_everything(1)
     model = lstm.build_model(TINY, 3, 2)
     key = "ab" * 32
-    first = store.put(key, model, {"fold": {"n": 1}})
+
+    def save(folder):
+        model.save(folder / "model.keras")
+        return ["model.keras"]
+
+    first = store.put(key, save, {"fold": {"n": 1}})
     stamp = (first / "model.keras").stat().st_ino
-    store.put(key, model, {"fold": {"n": 2}})  # another run fitted the same fold meanwhile
+    store.put(key, save, {"fold": {"n": 2}})  # another run fitted the same fold meanwhile
     assert store.lookup(key)["fold"] == {"n": 1}
     assert (first / "model.keras").stat().st_ino == stamp
     assert [p.name for p in (tmp_path / "store").iterdir()] == [key]
-    ModelStore(tmp_path / "store", retrain=True).put(key, model, {"fold": {"n": 3}})
+    ModelStore(tmp_path / "store", retrain=True).put(key, save, {"fold": {"n": 3}})
     assert store.lookup(key)["fold"] == {"n": 3}
-    assert len(store.read_weights(key)) == len(model.get_weights())
+    assert store.model_files(key) == ["model.keras"] and store.check_model(key)
 
 
 def fake_entry(root: Path, key: str, days_unused: float, now: float) -> Path:
@@ -291,6 +301,7 @@ def fake_entry(root: Path, key: str, days_unused: float, now: float) -> Path:
     for name in ("model.keras", "weights.npz"):
         (entry / name).write_bytes(b"x" * 1000)
     (entry / "model.json").write_text(json.dumps({"key": key}))
+    checksums.write_sums(entry)
     os.utime(entry / "model.json", (now - days_unused * 86_400,) * 2)
     return entry
 
@@ -311,10 +322,13 @@ def test_prune_removes_entries_unused_for_days_and_crash_leftovers(tmp_path, cap
     assert not old.exists() and recent.exists() and not stale.exists() and fresh.exists()
     assert run_cli(main, ["info", "--store", str(root)]) == 0
     assert f"{root}: 1 fold models" in capsys.readouterr().out
-    assert run_cli(main, ["prune", "--store", str(root), "--older-than", "-1"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --older-than -1 is negative; give a number of days >= 0 (0 removes every "
-        "entry)")
+    for days, problem in (("-1", "is negative"), ("nan", "is not a finite number of days"),
+                          ("inf", "is not a finite number of days")):
+        assert run_cli(main, ["prune", "--store", str(root), "--older-than", days]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: --older-than {days} {problem}; give a number of days >= 0 (0 removes "
+            "every entry)")
+    assert recent.exists()
 
 
 def test_prune_finds_the_store_a_config_names(tmp_path, capsys, monkeypatch):

@@ -10,7 +10,8 @@ import pytest
 
 from engine.config import ModelConfig, WalkForwardConfig
 from engine.errors import ModelError
-from engine.walkforward import first_train_end, plan_folds, run_walkforward
+from engine.folds import first_train_end, plan_folds
+from engine.walkforward import run_walkforward
 from models import lstm
 from models.features import close_matrix, feature_matrix, make_windows
 from tests.conftest import make_ohlcv

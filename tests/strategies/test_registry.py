@@ -49,6 +49,14 @@ def test_a_new_module_in_the_package_is_a_new_strategy(tmp_path):
                                                           "entry (0.0)"),
     ({"name": "lstm_signal", "size": 1.5}, "strategies[0].size = 1.5 is not in (0, 1]"),
     ({"name": "buy_and_hold", "size": 1}, "is not a parameter of buy_and_hold (known: weights)"),
+    ({"name": "lstm_signal", "entry": float("inf")}, "strategies[0].entry = inf should be a "
+                                                     "finite number"),
+    ({"name": "lstm_signal", "size": float("nan")}, "strategies[0].size = nan should be a "
+                                                    "finite number"),
+    ({"name": "rl_ppo", "learning_rate": float("-inf")}, "strategies[0].learning_rate = -inf "
+                                                         "should be a finite number"),
+    ({"name": "buy_and_hold", "weights": {"BTC/USDT": float("nan")}},
+     "strategies[0].weights[BTC/USDT] = nan should be a finite number"),
 ])
 def test_bad_strategy_specs_are_one_line(tmp_path, spec, message):
     config = write_config(tmp_path, config_dict(tmp_path, strategies=[spec]))

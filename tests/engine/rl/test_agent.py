@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,35 @@ def test_backtest_command_reports_rl_ppo_beside_lstm_signal(tmp_path, market):
     assert sorted(names) == ["buy_and_hold", "lstm_signal", "rl_ppo"]
     assert len(list((tmp_path / "out" / "models").glob("rl_ppo_*_fold_*.zip"))) == 4
     assert "rl_ppo(" in proc.stdout
+
+
+def _backtest_in_a_fresh_process(tmp_path: Path, market, name: str, env: dict) -> Path:
+    """The backtest command over ``market`` in a new process with its own model store."""
+    folder = tmp_path / name
+    folder.mkdir()
+    csv = {}
+    for symbol, frame in market.frames.items():
+        csv[symbol] = str(folder / f"{symbol.replace('/', '-')}.csv")
+        frame.rename_axis("timestamp").reset_index().to_csv(csv[symbol], index=False)
+    raw = {**BASE, "data": {**BASE["data"], "start": "2020-01-01", "csv": csv,
+                            "cache_dir": str(folder / "cache")},
+           "strategies": [{"name": "rl_ppo", **PPO_TINY, "use_forecast": True}],
+           "output_dir": str(folder / "out")}
+    config = write_config(folder, raw)
+    proc = subprocess.run([sys.executable, "-m", "engine.backtest", str(config), "--no-progress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return folder / "out"
+
+
+def test_rl_ppo_with_the_forecast_decides_the_same_in_any_process(tmp_path, market):
+    # The second process sees what a Ray worker sees (one OpenMP thread), and another hash
+    # seed; each trains its own LSTM (no shared store) and its own agents.
+    one = _backtest_in_a_fresh_process(tmp_path, market, "one", {"PYTHONHASHSEED": "1"})
+    two = _backtest_in_a_fresh_process(tmp_path, market, "two", {
+        "PYTHONHASHSEED": "2", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"})
+    for name in ("predictions.csv", "fills.csv", "equity.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    fills = pd.read_csv(one / "fills.csv")
+    assert (fills["strategy"].str.startswith("rl_ppo")).sum() > 0  # the agent did trade

@@ -165,3 +165,67 @@ def test_bad_input_is_one_line(frames, cfg):
         with pytest.raises(ConfigError, match=message) as info:
             build()
         assert "\n" not in str(info.value)
+
+
+PORTFOLIO = {"symbols": ["BTC/USDT", "ETH/USDT"], "portfolio": True}
+
+
+@pytest.mark.parametrize(("space", "portfolio", "action", "shown", "problem"), [
+    ("long_flat", False, 2, "2", "a side the space does not have"),
+    ("long_flat", False, -1, "-1", "a side the space does not have"),
+    ("long_flat", False, np.array([1, 0]), "[1, 0]", "shape (2,), expected (1,) or a scalar"),
+    ("long_flat", False, float("nan"), "nan", "not finite"),
+    ("long_flat", False, 0.5, "0.5", "not an integer"),
+    ("long_flat", False, "1", "'1'", "not a number"),
+    ("long_flat", False, None, "None", "not a number"),
+    ("short_flat_long", False, 3, "3", "a side the space does not have"),
+    ("continuous", False, np.array([1.5], np.float32), "[1.5]", "an exposure outside [-1, 1]"),
+    ("continuous", False, np.array([-2.0]), "[-2.]", "an exposure outside [-1, 1]"),
+    ("continuous", False, np.array([np.inf], np.float32), "[inf]", "not finite"),
+    ("continuous", True, np.array([0.5], np.float32), "[0.5]", "shape (1,), expected (2,)"),
+    ("short_flat_long", True, np.array([[1, 2]]), "[[1, 2]]", "shape (1, 2), expected (2,)"),
+    ("short_flat_long", True, np.array([0, 3]), "[0, 3]", "a side the space does not have"),
+])
+def test_an_action_outside_the_space_is_a_value_error(frames, space, portfolio, action, shown,
+                                                      problem):
+    raw = raw_config(backtest=PORTFOLIO) if portfolio else raw_config()
+    env = make_env(validate_config(raw), market=frames, action_space=space, seed=0)
+    before = (env.bar, env.equity(), env.last_target)
+    with pytest.raises(ValueError) as info:
+        env.step(action)
+    message = str(info.value)
+    assert message.startswith(f"action {shown} is not in the action space "
+                              f"{env.action_space} ({problem})"), message
+    symbols = "BTC/USDT, ETH/USDT" if portfolio else "BTC/USDT"
+    assert f"rl.action_space = {space} (" in message and f"for {symbols}, broker.leverage" \
+        in message and "\n" not in message
+    # Nothing happened: the episode goes on from the same bar with a good action.
+    assert (env.bar, env.equity(), env.last_target) == before
+    env.step(env.action_space.sample())
+    assert env.bar == before[0] + 1
+
+
+def test_continuous_actions_inside_the_space_are_traded_as_given(frames, cfg):
+    env = make_env(cfg, market=frames, action_space="continuous", seed=0)
+    for action in (np.array([1.0], np.float32), np.array([-1.0]), np.array([0.25]), -0.5):
+        _, _, _, _, info = env.step(action)
+        assert info["target"] == float(np.asarray(action).reshape(-1)[0])
+
+
+def test_an_end_after_the_data_is_the_last_bar_with_a_warning(frames, cfg, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="engine.rl.env"):
+        by_bar = make_env(cfg, end=BARS + 50, market=frames)
+        by_date = make_env(cfg, end="2031-01-01", market=frames)
+    last = frames["BTC/USDT"].index[-1]
+    assert caplog.text.count(f"is after the data's last bar ({last.isoformat()}); the "
+                             "episode ends there") == 2
+    for env in (by_bar, by_date):
+        assert env.end == BARS - 1
+        _, _, infos = play(env, seed=0)  # steps to the very last bar, no IndexError
+        assert infos[-1]["time"] == last.isoformat()
+    caplog.clear()
+    make_env(cfg, end=BARS - 1, market=frames)
+    make_env(cfg, end=f"{last:%Y-%m-%d}", market=frames)
+    assert "after the data" not in caplog.text

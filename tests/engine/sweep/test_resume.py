@@ -1,4 +1,5 @@
-"""A sweep killed with kill -9 finishes on the same command without re-running trials."""
+"""A sweep killed with kill -9 finishes on the same command without re-running trials; trial
+files damaged meanwhile make those trials run again."""
 
 from __future__ import annotations
 
@@ -78,18 +79,38 @@ def test_interrupt_then_kill_9_then_resume(tmp_path):
         _wait_for_results(proc, out, after_interrupt + 1)
     finally:
         _kill_9(proc)
-    finished = {p: p.read_bytes() for p in out.glob("trials/*/result.json")}
+    finished = {p: p.read_bytes() for p in sorted(out.glob("trials/*/result.json"))}
     assert after_interrupt < len(finished) < 4 or after_interrupt + 1 == 4
     assert not (out / "summary.json").exists()
 
-    # 3. The same command again finishes the rest and re-runs nothing.
+    # 3. Two finished trials damaged on disk: garbage in one's result.json, the other's
+    # returns cut short. They count as unfinished and run again, with their old files
+    # kept aside; the others are not run again.
+    (garbled, garbled_record), (cut, cut_record) = [
+        (p.parent, json.loads(content)) for p, content in list(finished.items())[:2]]
+    (garbled / "result.json").write_bytes(b"\x00\xff" + os.urandom(64))
+    returns = (cut / "returns.parquet").read_bytes()
+    (cut / "returns.parquet").write_bytes(returns[: len(returns) // 2])
     again = subprocess.run(_command(path), cwd=tmp_path, env=_env(), capture_output=True,
                            text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"4 trials: {len(finished)} already finished, {4 - len(finished)} to run" \
+    assert "Traceback" not in again.stderr
+    assert f"4 trials: {len(finished) - 2} already finished, {6 - len(finished)} to run" \
         in again.stdout
-    for result, content in finished.items():
+    for folder, problem in ((garbled, "result.json is not JSON"),
+                            (cut, "returns.parquet does not read")):
+        assert f"trial {folder.name} did not finish cleanly: {problem}" in again.stderr
+        assert {f.name.split(".damaged-")[0] for f in folder.glob("*.damaged-*")} == {
+            "result.json", "returns.parquet"}
+    for result, content in list(finished.items())[2:]:
         assert result.read_bytes() == content  # not run again
+    # Run again (on the forecasts they had saved), the damaged trials score exactly what
+    # they scored the first time.
+    for folder, before in ((garbled, garbled_record), (cut, cut_record)):
+        after = json.loads((folder / "result.json").read_text())
+        assert after["metrics"].pop("forecasts_reused") and \
+            not before["metrics"].pop("forecasts_reused")
+        assert (after["metrics"], after["objective"]) == (before["metrics"], before["objective"])
     assert len(list(out.glob("trials/*/result.json"))) == 4
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 4 and trials["error"].isna().all()
