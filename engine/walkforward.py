@@ -372,7 +372,7 @@ class _Walk:
             else:
                 from models import lstm  # only here: linking a stored fold needs no Keras
 
-                lstm.save(model.members[0], path, meta)
+                lstm.save(model.network, path, meta)
                 return
             _write_json(path.with_suffix(".json"), meta)
             return
@@ -465,7 +465,7 @@ def load_fold(fc: Any, path: Path) -> Any:
         from models import lstm
         from models.neural import NeuralModel
 
-        return NeuralModel(fc, [lstm.load(path)])
+        return NeuralModel(fc, lstm.load(path))
     return model_class(fc.kind).load(fc, path)
 
 

@@ -58,7 +58,7 @@ def build(builder: Builder, seeds: Sequence[int]) -> keras.Model:
         training.seed_everything(seed)  # the initial weights of a lone builder(seed)
         member = builder(seed)
         training.reset_seed_states(member, seed)
-        first = first or member
+        first = member if first is None else first
         built.append(_uncompiled(member, f"member_{i}"))
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in first.inputs]
     feed = inputs[0] if len(inputs) == 1 else inputs

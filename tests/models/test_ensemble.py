@@ -69,3 +69,38 @@ def test_seeds_must_be_distinct_and_match_the_members():
         ensemble.build(builder, [])
     with pytest.raises(ModelError, match="2 members"):
         ensemble.reseed(ensemble.build(builder, [1, 2]), [1, 2, 3])
+
+
+def test_forecaster_seeds_train_as_one_ensemble_each_member_its_own_seed(tmp_path):
+    """seeds: 3 is one ensemble: member 0 is exactly the seeds: 1 forecaster, member j the
+    network of seed + 1000 j + fold trained alone on member 0's batch order; saved and
+    reloaded, it continues exactly like the original."""
+    from engine.config import validate_config
+    from models.neural import NeuralModel, fold_seeds
+
+    raw = {"forecasters": [{"name": "lstm", "kind": "lstm", "window_len": 5, "layers": 1,
+                            "units": 4, "dropout": 0.25, "batch_size": 16, "seed": 9,
+                            "seeds": 3}]}
+    cfg = validate_config(raw).forecasters[0]
+    X, y = data()
+    three = NeuralModel.build(cfg, 3, 2, fold=2)
+    three.fit(X, y, fold=2, epochs=2)
+    assert len(three.members) == 3
+    one_cfg = cfg.model_copy(update={"seeds": 1})
+    one = NeuralModel.build(one_cfg, 3, 2, fold=2)
+    one.fit(X, y, fold=2, epochs=2)
+    forecasts = three.predict_members(X)
+    np.testing.assert_array_equal(forecasts[0], one.predict_members(X)[0])
+    seeds = fold_seeds(cfg, 2)
+    assert seeds == [11, 1011, 2011]
+    for j in (1, 2):
+        member_cfg = cfg.model_copy(update={"seeds": 1, "seed": 9 + 1000 * j})
+        lone = NeuralModel.build(member_cfg, 3, 2, fold=2)
+        training.seed_everything(seeds[j], lone.network)
+        training.train(lone.network, X, y, 2, 16, seed=seeds[0])
+        np.testing.assert_array_equal(forecasts[j], lstm.predict(lone.network, X))
+    assert three.save(tmp_path) == ["model.keras"]
+    again = NeuralModel.load(cfg, tmp_path)
+    for model in (three, again):
+        model.fit(X, y, fold=3, epochs=1)
+    np.testing.assert_array_equal(three.predict_members(X), again.predict_members(X))
