@@ -1,40 +1,42 @@
 """Training speed: the older one-fit-per-epoch loop vs models.training, on btc.yaml's folds.
 
-    python bench/train_speed.py [--seeds 3] [--members 5] [--folds N]
+    ENGINE_BENCH_DATA=/work/shared/data python bench/train_speed.py [--seeds 3] [--members 5]
+        [--folds N]
 
-Drives configs/btc.yaml's walk-forward (69 folds of a 2 x 32 LSTM over the real daily BTC
-and ETH candles: 20 epochs for the first fold, 5 per warm re-fit) fold by fold, exactly
-as ``engine.walkforward.fit_fold`` does, once per seed with each loop:
+Runs configs/btc.yaml's walk-forward (``engine.walkforward.run_walkforward``: 69 folds of
+a 2 x 32 LSTM over the real daily BTC and ETH candles, 20 epochs for the first fold, 5 per
+warm re-fit; no model store) once per seed with each training loop:
 
 - old: one Keras ``fit(epochs=1, shuffle=False)`` per epoch on the rows permuted by
-  ``default_rng(seed)`` (the loop before models.training, kept here to compare);
-- new: ``models.training.train``.
+  ``default_rng(seed)`` (the loop before models.training, kept here only to compare);
+- new: ``models.training.train`` (what ``models.lstm.fit`` runs).
 
-It prints folds per second of each, their ratio (``speedup``), and the forecast mse_ratio
-(model MSE over persistence MSE on the forecast bars) of BTC/USDT and ETH/USDT averaged
-over the seeds; then the walk-forward of a ``--members`` seed ensemble
-(``models.ensemble``) against one seed with the new loop (``seeds5_cost``); then the
-ceiling: the steps per second of a hand-written loop (one ``jax.jit`` of ``lax.scan``
-over a chunk of steps of the same model through ``stateless_call``, compiled once and
-timed without compilation) turned into folds per second for the same steps. The ceiling
-runs in a subprocess with ``KERAS_BACKEND=jax`` and needs JAX (``pip install -e
-".[jax]"``); without it, it is reported as null. Every timing line carries the load
-average, since other work on the machine slows both loops.
+It prints folds per second of each (training and forecasting, the whole walk), their
+ratio (``speedup``), and the forecast mse_ratio (model MSE over persistence MSE, as the
+report computes it) of BTC/USDT and ETH/USDT averaged over the seeds; then the walk of a
+``--members`` seed forecaster (one ``models.ensemble`` model) against one seed
+(``seeds5_cost``); then the ceiling: the steps per second of a hand-written loop (one
+``jax.jit`` of ``lax.scan`` over a chunk of steps of the same model through
+``stateless_call``, compiled once and timed without compilation) turned into folds per
+second for the walk's training steps (training only). The ceiling runs in a subprocess
+with ``KERAS_BACKEND=jax`` and needs JAX (``pip install -e ".[jax]"``); without it, it is
+reported as null. Every timing line carries the load average, since other work on the
+machine slows both loops.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from _common import REPO, csv_data_config, machine
 
 CHUNK = 256  # steps per compiled call of the ceiling loop
@@ -57,84 +59,64 @@ def old_fit(model: Any, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: i
     return losses
 
 
+@contextlib.contextmanager
+def loop(name: str) -> Iterator[None]:
+    """Train every fold with the ``name`` loop ("old" or "new") inside the block."""
+    from models import lstm
+
+    new_fit = lstm.fit
+    if name == "old":
+        lstm.fit = old_fit  # NeuralModel.fit calls lstm.fit: the walk itself is unchanged
+    try:
+        yield
+    finally:
+        lstm.fit = new_fit
+
+
 class Walk:
-    """btc.yaml's fold plan and windows over the real candles."""
+    """btc.yaml's walk-forward over the real candles, as ``engine.backtest`` runs it."""
 
     def __init__(self, limit: int | None) -> None:
+        from engine.config import forecaster_from_model
         from engine.data import load_market_data
-        from engine.walkforward import build_windows, first_train_end, plan_folds
 
         cfg = csv_data_config()
         self.frames = load_market_data(cfg.data, progress=False).frames
-        self.model, self.wf = cfg.model, cfg.walkforward
-        self.index = next(iter(self.frames.values())).index
-        plans = plan_folds(len(self.index), first_train_end(self.index, self.wf,
-                                                             self.model.window_len), self.wf)
-        self.plans = plans[:limit]
-        self.windows = build_windows(self.frames, self.model)
+        self.entry = forecaster_from_model(cfg.model)
+        self.wf, self.limit = cfg.walkforward, limit
+        self.closes = {s: f["close"] for s, f in self.frames.items()}
+        if limit is not None:  # the first ``limit`` folds: cut the candles after them
+            from engine.folds import fold_plan
 
-    def train_rows(self, plan) -> Any:
-        w = self.windows
-        return w.select((w.end >= plan.train_start + self.model.window_len - 1)
-                        & (w.end <= plan.train_end - 2))
+            plans = fold_plan(next(iter(self.frames.values())).index, self.wf,
+                              self.entry.window_len)
+            end = plans[min(limit, len(plans)) - 1].forecast_end
+            self.frames = {s: f.iloc[:end] for s, f in self.frames.items()}
 
-    def ahead(self, plan) -> Any:
-        w = self.windows
-        return w.select((w.end >= plan.forecast_start) & (w.end < plan.forecast_end))
+    def run(self, seed: int, seeds: int = 1) -> tuple[float, Any]:
+        """Seconds for the whole walk-forward (training and forecasting) and its result."""
+        from engine.walkforward import run_walkforward
+        from models import training
 
-    def epochs(self, plan) -> int:
-        return self.wf.finetune_epochs if plan.index > 0 else self.model.epochs
-
-    def steps(self) -> int:
-        """Training steps of every fold together."""
-        batch = self.model.batch_size
-        return sum(self.epochs(p) * -(-len(self.train_rows(p)) // batch) for p in self.plans)
-
-    def run(self, seed: int, fit: Callable, members: int = 1) -> tuple[float, dict]:
-        """Seconds for the whole walk-forward (training and forecasting) and the outputs."""
-        from models import ensemble, lstm, training
-
-        cfg = self.model.model_copy(update={"seed": seed})
-        n_features, n_out = self.windows.X.shape[2], len(self.frames)
-        outputs, model = {}, None
+        training.clear_compiled()  # every walk pays its compilation, as one backtest does
+        entry = self.entry.model_copy(update={"seed": seed, "seeds": seeds})
         start = time.perf_counter()
-        for plan in self.plans:
-            fold_seed = seed + plan.index
-            seeds = [fold_seed + 1000 * i for i in range(members)]
-            training.seed_everything(fold_seed)
-            if members == 1:
-                model = model or lstm.build_model(cfg, n_features, n_out)
-                training.seed_everything(fold_seed, model)
-            else:
-                model = model or ensemble.build(
-                    lambda s: lstm.build_model(cfg, n_features, n_out), seeds)
-                ensemble.reseed(model, seeds)
-            rows = self.train_rows(plan)
-            fit(model, rows.X, rows.y, self.epochs(plan), cfg.batch_size, fold_seed)
-            ahead = self.ahead(plan)
-            if members == 1:
-                outputs[plan.index] = (ahead, lstm.predict(model, ahead.X))
-            else:  # the ensemble's forecast is the members' mean; member 0 kept to compare
-                each = ensemble.predict_members(model, ahead.X)
-                outputs[plan.index] = (ahead, each.mean(axis=0), each[0])
-        return time.perf_counter() - start, outputs
+        result = run_walkforward(self.frames, [entry], self.wf, progress=False)
+        return time.perf_counter() - start, result
 
-    def mse_ratio(self, outputs: dict) -> dict[str, float]:
+    def mse_ratio(self, result: Any, member: int | None = None) -> dict[str, float]:
         """Forecast MSE over persistence MSE per symbol (``engine.report``'s definition)."""
-        from engine.report import forecast_metrics
+        from engine.report.metrics import forecast_metrics
 
-        ends = np.concatenate([o[0].end for o in outputs.values()])
-        preds = np.concatenate([o[1] for o in outputs.values()])
-        base = np.concatenate([o[0].base for o in outputs.values()])
-        inside = ends + 1 < len(self.index)  # the forecast past the data has no outcome
-        ratios = {}
-        for j, (symbol, frame) in enumerate(self.frames.items()):
-            table = pd.DataFrame({
-                "pred_target": preds[inside, j], "base_close": base[inside, j],
-                "pred_close": base[inside, j] * (1 + preds[inside, j]),
-                "target": self.index[ends[inside] + 1]}, index=self.index[ends[inside]])
-            ratios[symbol] = forecast_metrics(table, frame["close"])["mse_ratio"]
-        return ratios
+        fc = next(iter(result.by_name.values()))
+        tables = fc.forecasts if member is None else fc.members[member]
+        return {s: forecast_metrics(t, self.closes[s], fc.target)["mse_ratio"]
+                for s, t in tables.items()}
+
+    def steps(self, result: Any) -> int:
+        """Training steps of every fold together."""
+        batch = self.entry.batch_size
+        return sum(f.epochs * -(-f.train_windows // batch) for f in result.folds)
 
 
 def load() -> str:
@@ -206,6 +188,33 @@ def mean_ratios(runs: list[dict[str, float]]) -> dict[str, float]:
     return {s: float(np.mean([r[s] for r in runs])) for s in runs[0]}
 
 
+def tables_diff(a: Any, b: Any) -> float:
+    """The largest difference of two walks' forecasts (pred_target), over every symbol."""
+    return max(float(np.max(np.abs(a[s]["pred_target"].to_numpy()
+                                   - b[s]["pred_target"].to_numpy()))) for s in a)
+
+
+def compare_loops(walk: Walk, n_seeds: int) -> dict[str, Any]:
+    """Each loop's walk-forward for ``n_seeds`` seeds, alternating which loop goes first."""
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    ratios: dict[str, list[dict]] = {"old": [], "new": []}
+    first_new = None
+    for i in range(n_seeds):
+        seed = walk.entry.seed + i
+        for name in ("old", "new") if i % 2 == 0 else ("new", "old"):
+            with loop(name):
+                seconds, result = walk.run(seed)
+            times[name].append(seconds)
+            ratios[name].append(walk.mse_ratio(result))
+            if name == "new" and first_new is None:
+                first_new = result
+            folds = len(result.folds)
+            print(f"seed {seed} {name} loop: {seconds:.1f} s, {folds / seconds:.3f} folds/s, "
+                  "mse_ratio " + ", ".join(f"{s} {r:.4f}" for s, r in ratios[name][-1].items())
+                  + f"; {load()}", flush=True)
+    return {"times": times, "ratios": ratios, "first_new": first_new, "folds": folds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per loop (default 3)")
@@ -216,57 +225,43 @@ def main() -> None:
     if args.ceiling_only:
         ceiling_run()
         return
-    from models import ensemble, training
-
     walk = Walk(args.folds)
-    folds, steps = len(walk.plans), walk.steps()
     print(machine())
-    print(f"btc.yaml walk-forward: {folds} folds, {steps} training steps "
-          f"(batch {walk.model.batch_size}), seeds {walk.model.seed}.."
-          f"{walk.model.seed + args.seeds - 1}")
-    times: dict[str, list[float]] = {"old": [], "new": []}
-    ratios: dict[str, list[dict]] = {"old": [], "new": []}
-    lone: dict[str, Any] = {}
-    for i in range(args.seeds):
-        seed = walk.model.seed + i
-        order = ("old", "new") if i % 2 == 0 else ("new", "old")  # neither always first
-        for name in order:
-            fit = old_fit if name == "old" else training.train
-            seconds, outputs = walk.run(seed, fit)
-            times[name].append(seconds)
-            ratios[name].append(walk.mse_ratio(outputs))
-            if name == "new" and i == 0:
-                lone = outputs
-            print(f"seed {seed} {name}: {seconds:.1f} s, {folds / seconds:.3f} folds/s, "
-                  f"mse_ratio " + ", ".join(f"{s} {r:.4f}" for s, r in ratios[name][-1].items())
-                  + f"; {load()}", flush=True)
+    print(f"btc.yaml walk-forward over the real candles, seeds {walk.entry.seed}.."
+          f"{walk.entry.seed + args.seeds - 1}", flush=True)
+    run = compare_loops(walk, args.seeds)
+    times, folds, lone = run["times"], run["folds"], run["first_new"]
+    steps = walk.steps(lone)
     fps = {name: folds * len(t) / sum(t) for name, t in times.items()}
-    mse = {name: mean_ratios(r) for name, r in ratios.items()}
+    mse = {name: mean_ratios(r) for name, r in run["ratios"].items()}
     worse = {s: 100 * (mse["new"][s] / mse["old"][s] - 1) for s in mse["old"]}
-    print(f"old loop {fps['old']:.3f} folds/s, new loop {fps['new']:.3f} folds/s: "
-          f"speedup {fps['new'] / fps['old']:.2f}x")
+    print(f"{folds} folds, {steps} training steps; old loop {fps['old']:.3f} folds/s, new "
+          f"loop {fps['new']:.3f} folds/s: speedup {fps['new'] / fps['old']:.2f}x")
     print("mse_ratio over the seeds: " + "; ".join(
         f"{s} old {mse['old'][s]:.4f} new {mse['new'][s]:.4f} ({worse[s]:+.2f}%)"
-        for s in mse["old"]))
+        for s in mse["old"]), flush=True)
 
-    seconds, outputs = walk.run(walk.model.seed, ensemble.train, members=args.members)
-    one = float(np.mean(times["new"]))
-    ens_ratio = walk.mse_ratio(outputs)
-    same = max(float(np.max(np.abs(outputs[k][2] - lone[k][1]))) for k in outputs)
+    # One seed again right before the ensemble, so both see the same machine load; each
+    # compiles its own loop.
+    one, _ = walk.run(walk.entry.seed)
+    seconds, ens = walk.run(walk.entry.seed, seeds=args.members)
+    ens_ratio = walk.mse_ratio(ens)
+    member0 = tables_diff(next(iter(ens.by_name.values())).members[0],
+                          next(iter(lone.by_name.values())).forecasts)
     print(f"{args.members} seeds as one ensemble: {seconds:.1f} s vs one seed {one:.1f} s: "
           f"{seconds / one:.2f}x; ensemble mse_ratio " + ", ".join(
               f"{s} {r:.4f}" for s, r in ens_ratio.items()) + f"; {load()}")
-    print(f"member 0 (seed {walk.model.seed}) against that seed trained alone: largest "
-          f"forecast difference {same:.3g}")
+    print(f"member 0 (seed {walk.entry.seed}) against that seed trained alone: largest "
+          f"forecast difference {member0:.3g}", flush=True)
 
     ceiling = ceiling_steps_per_s()
     ceiling_fps = None
     if ceiling is not None:
         ceiling_fps = folds / (steps / ceiling["steps_per_s"])
         print(f"ceiling (hand-written jax.jit + lax.scan, JAX {ceiling['jax']}, compile "
-              f"{ceiling['compile_s']} s not counted): {ceiling['steps_per_s']:.0f} steps/s = "
-              f"{ceiling_fps:.3f} folds/s; new loop {fps['new'] / ceiling_fps:.0%} of it; "
-              f"load average {ceiling['load']:.1f}")
+              f"{ceiling['compile_s']} s not counted, training only): "
+              f"{ceiling['steps_per_s']:.0f} steps/s = {ceiling_fps:.3f} folds/s; new loop "
+              f"{fps['new'] / ceiling_fps:.0%} of it; load average {ceiling['load']:.1f}")
     print(json.dumps({
         "folds": folds, "steps": steps, "seeds": args.seeds,
         "folds_per_s_old": round(fps["old"], 4), "folds_per_s_new": round(fps["new"], 4),
@@ -275,11 +270,12 @@ def main() -> None:
         "seconds_new": [round(t, 2) for t in times["new"]],
         "mse_ratio_old": mse["old"], "mse_ratio_new": mse["new"],
         "mse_ratio_change_pct": {s: round(v, 3) for s, v in worse.items()},
-        "members": args.members, "seconds_ensemble": round(seconds, 2),
-        "seeds5_cost": round(seconds / one, 3), "mse_ratio_ensemble": ens_ratio,
-        "member0_vs_lone_max_diff": same,
+        "members": args.members, "seconds_one_seed": round(one, 2),
+        "seconds_ensemble": round(seconds, 2), "seeds5_cost": round(seconds / one, 3),
+        "mse_ratio_ensemble": ens_ratio, "member0_vs_lone_max_diff": member0,
         "ceiling_folds_per_s": None if ceiling_fps is None else round(ceiling_fps, 4),
         "ceiling_steps_per_s": None if ceiling is None else round(ceiling["steps_per_s"], 1),
+        "ceiling_compile_s": None if ceiling is None else ceiling["compile_s"],
         "load_average": os.getloadavg()[0]}))
 
 

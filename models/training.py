@@ -200,6 +200,12 @@ _SHARED_MAX = 8
 _OWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # models without a signature
 
 
+def clear_compiled() -> None:
+    """Forget every shared compiled loop (the next ``train`` compiles anew, as a new
+    process does)."""
+    _SHARED.clear()
+
+
 def _steps(model: keras.Model, X: np.ndarray, ys: tuple[np.ndarray, ...],
            batch_size: int) -> Steps:
     backend = keras.backend.backend()
