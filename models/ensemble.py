@@ -18,9 +18,13 @@ the same seed trained alone:
   (a lone model is seeded with its own seed unless it is given the same order seed);
 - optimizers that look at all gradients at once (``global_clipnorm``, loss scaling);
 - the backend's compiler may evaluate the members' operations in a different order or
-  merge them (XLA merges the products of the shared input with each member's first
-  weights), which can change the last bits of the floating-point results (see
-  ``tests/models/test_ensemble.py`` for what is exact on each backend).
+  merge them, which can change the last bits of the floating-point results. On
+  TensorFlow's CPU kernels (XLA) each member is bit for bit its seed trained alone on
+  the same batches (``tests/models/test_ensemble.py``); JAX and PyTorch are not pinned
+  by a test.
+
+``models.neural.NeuralModel`` trains a forecaster's ``seeds: N`` this way, in the batch
+order of member 0's fold seed: member 0 is exactly the ``seeds: 1`` forecaster.
 
 Example:
     >>> model = build(lambda seed: lstm.build_model(cfg, n_features, n_outputs), [1, 2, 3])
