@@ -10,7 +10,7 @@ and added); anything that could change the model changes the key. Entries live u
 ``data.model_store`` (default ``<data.cache_dir>/models``), one directory per key::
 
     <store>/<key>/model.json     the fold's settings, training record and model files
-    <store>/<key>/<model files>  what the kind saves: model.keras (and member_J.keras)
+    <store>/<key>/<model files>  what the kind saves: model.keras (every seed's member)
                                  with the optimizer state a warm start continues from,
                                  model.npz (ridge), LightGBM text models, a custom
                                  class's member_J/ folders
