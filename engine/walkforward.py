@@ -372,7 +372,7 @@ class _Walk:
             else:
                 from models import lstm  # defers Keras: a run linking stored folds never imports it
 
-                lstm.save(model.members[0], path, meta)
+                lstm.save(model.network, path, meta)
                 return
             _write_json(path.with_suffix(".json"), meta)
             return
@@ -465,7 +465,7 @@ def load_fold(fc: Any, path: Path) -> Any:
         from models import lstm  # defers Keras (and its backend) to a fold being loaded
         from models.neural import NeuralModel  # Keras too
 
-        return NeuralModel(fc, [lstm.load(path)])
+        return NeuralModel(fc, lstm.load(path))
     return model_class(fc.kind).load(fc, path)
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelError
 from models import runtime as _runtime
 
 # TensorFlow's C++ runtime logs informational lines straight to file descriptor 2 (no
@@ -68,21 +67,11 @@ LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "h
 
 
 def seed_everything(seed: int, model: keras.Model | None = None) -> None:
-    """Seed Python, NumPy and the backend; make TensorFlow's kernels deterministic.
+    """Seed Python, NumPy and the backend, and ``model``'s dropout states (see
+    ``models.training.seed_everything``)."""
+    from models import training
 
-    With ``model``, its layers' random-number states (dropout masks) are reset from
-    ``seed`` too. Keras does not save those states in ``.keras`` files, so this is what
-    makes "load fold k, fit fold k + 1" give exactly the weights of an uninterrupted run.
-    """
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    if model is not None:
-        states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
-        for i, state in enumerate(states):
-            state.assign(np.array([seed * 1_000 + i, 0], dtype=state.dtype))
+    training.seed_everything(seed, model)
 
 
 def build_model(cfg: Any, n_features: int, n_outputs: int) -> keras.Model:
@@ -111,32 +100,15 @@ def optimizer(cfg: Any) -> keras.optimizers.Optimizer:
 
 def fit(model: keras.Model, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
         seed: int = 0) -> list[float]:
-    """Train on (X, y) for ``epochs``, shuffled anew each epoch; returns each epoch's loss.
-
-    The shuffling comes from ``numpy.random.default_rng(seed)`` rather than the global
-    state Keras would use: on JAX and PyTorch, the first ``fit`` of a model object (a
-    freshly loaded one, say) draws from that global state once more than later fits,
-    which would make a reloaded fold train differently from an uninterrupted run.
+    """Train on (X, y) for ``epochs``, shuffled anew each epoch from ``seed``; returns each
+    epoch's loss. The loop is ``models.training.train`` (see there).
 
     Raises:
         ModelError: No windows to train on, or the loss became NaN.
     """
-    if len(X) == 0:
-        raise ModelError("no training windows: the training period is shorter than "
-                         "model.window_len + 1 bars")
-    rng = np.random.default_rng(seed)
-    y = y.astype("float32")
-    losses = []
-    with _filtered_stderr():
-        for _ in range(epochs):
-            order = rng.permutation(len(X))
-            history = model.fit(X[order], y[order], epochs=1, batch_size=batch_size,
-                                shuffle=False, verbose=0)
-            losses.append(float(history.history["loss"][-1]))
-    if not np.isfinite(losses[-1]):
-        raise ModelError(f"training diverged (loss {losses[-1]}); lower "
-                         "model.learning_rate or check the data for extreme values")
-    return losses
+    from models import training
+
+    return training.train(model, X, y, epochs, batch_size, seed)
 
 
 def predict(model: keras.Model, X: np.ndarray) -> np.ndarray:

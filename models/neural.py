@@ -10,19 +10,20 @@
 
 With the ``direction`` target the output is a sigmoid trained with binary cross-entropy.
 A forecaster with ``seeds: N`` holds N members, member j seeded with ``seed + 1000 j``
-(fold k of member j uses ``seed + 1000 j + k``); its forecast is their mean. Every member
-continues from its own previous fold on a warm start.
+(fold k of member j uses ``seed + 1000 j + k``); its forecast is their mean. The members
+train together as one seed ensemble (``models.ensemble``: one Keras model, N independent
+branches, summed loss), in the batch order of member 0's seed, and are saved together in
+one ``model.keras``. Every member continues from its own previous fold on a warm start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models import lstm
+from models import ensemble, lstm
 from models.kinds import member_seed
 from models.lstm import keras
 
@@ -98,50 +99,70 @@ class _LastStep(keras.layers.Layer):
 
 
 class NeuralModel:
-    """One fold of a neural forecaster: its members (one network per seed)."""
+    """One fold of a neural forecaster: one network, or with ``seeds: N`` one seed
+    ensemble (``models.ensemble``) whose N members train together."""
 
-    warm_start = True  # a re-fit continues from the previous fold's networks
+    warm_start = True  # a re-fit continues from the previous fold's network
 
-    def __init__(self, cfg: Any, members: Sequence[keras.Model]):
-        self.cfg, self.members = cfg, list(members)
+    def __init__(self, cfg: Any, network: keras.Model):
+        self.cfg, self.network = cfg, network
+
+    @property
+    def members(self) -> list[keras.Model]:
+        """One network per seed, in seed order."""
+        return ensemble.members(self.network) if self.cfg.seeds > 1 else [self.network]
 
     @classmethod
     def build(cls, cfg: Any, n_features: int, n_outputs: int, fold: int) -> NeuralModel:
-        """Fresh members for fold ``fold``, each seeded as an uninterrupted run seeds it."""
-        members = []
-        for j in range(cfg.seeds):
-            seed = member_seed(cfg.seed, j)
-            mine = cfg.model_copy(update={"seed": seed})
-            lstm.seed_everything(seed + fold)
-            members.append(build_network(mine, n_features, n_outputs))
-        return cls(cfg, members)
+        """A fresh network (or ensemble) for fold ``fold``, seeded as an uninterrupted run
+        seeds it: member j starts from the weights a lone network of seed
+        ``seed + 1000 j + fold`` starts from."""
+        seeds = fold_seeds(cfg, fold)
+        if cfg.seeds == 1:
+            lstm.seed_everything(seeds[0])
+            return cls(cfg, build_network(cfg, n_features, n_outputs))
+        # Each member keeps its own base seed in its settings (its dropout layers' seeds).
+        configs = {s: cfg.model_copy(update={"seed": member_seed(cfg.seed, j)})
+                   for j, s in enumerate(seeds)}
+        return cls(cfg, ensemble.build(
+            lambda s: build_network(configs[s], n_features, n_outputs), seeds))
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, fold: int, epochs: int) -> float:
-        """Train every member for ``epochs``; returns the members' mean final loss."""
-        losses = []
-        for j, member in enumerate(self.members):
-            seed = member_seed(self.cfg.seed, j) + fold
-            lstm.seed_everything(seed, member)
-            losses.append(lstm.fit(member, X, y, epochs, self.cfg.batch_size, seed=seed)[-1])
-        return float(np.mean(losses))
+        """Train for ``epochs``; returns the final loss (the members' mean).
+
+        Every member takes the batches in the order of member 0's fold seed (see
+        ``models.ensemble`` for what else differs from training each seed alone)."""
+        seeds = fold_seeds(self.cfg, fold)
+        if self.cfg.seeds == 1:
+            lstm.seed_everything(seeds[0], self.network)
+            return lstm.fit(self.network, X, y, epochs, self.cfg.batch_size, seed=seeds[0])[-1]
+        lstm.seed_everything(seeds[0])
+        ensemble.reseed(self.network, seeds)
+        return ensemble.train(self.network, X, y, epochs, self.cfg.batch_size,
+                              seed=seeds[0])[-1]
 
     def predict_members(self, X: np.ndarray) -> np.ndarray:
         """(members, windows, outputs) forecasts."""
-        return np.stack([lstm.predict(m, X) for m in self.members])
+        if self.cfg.seeds == 1:
+            return lstm.predict(self.network, X)[None]
+        return ensemble.predict_members(self.network, X)
 
     def save(self, directory: Path) -> list[str]:
-        """``model.keras`` (member 0) and ``member_J.keras``; returns the file names."""
-        names = [member_file(j) for j in range(len(self.members))]
-        for name, member in zip(names, self.members, strict=True):
-            member.save(directory / name)
-        return names
+        """``model.keras`` (the network, every member in it); returns the file names."""
+        self.network.save(directory / MODEL_FILE)
+        return [MODEL_FILE]
 
     @classmethod
     def load(cls, cfg: Any, directory: Path) -> NeuralModel:
         """The fold saved by ``save`` in ``directory``."""
-        return cls(cfg, [lstm.load(directory / member_file(j)) for j in range(cfg.seeds)])
+        return cls(cfg, lstm.load(directory / MODEL_FILE))
 
 
-def member_file(member: int) -> str:
-    """The file of member ``member`` in a saved fold."""
-    return "model.keras" if member == 0 else f"member_{member}.keras"
+MODEL_FILE = "model.keras"
+
+
+def fold_seeds(cfg: Any, fold: int) -> list[int]:
+    """The seed of each member in fold ``fold``: ``seed + 1000 j + fold``."""
+    return [member_seed(cfg.seed, j) + fold for j in range(cfg.seeds)]
+
+

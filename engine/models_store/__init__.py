@@ -10,7 +10,7 @@ and added); anything that could change the model changes the key. Entries live u
 ``data.model_store`` (default ``<data.cache_dir>/models``), one directory per key::
 
     <store>/<key>/model.json     the fold's settings, training record and model files
-    <store>/<key>/<model files>  what the kind saves: model.keras (and member_J.keras)
+    <store>/<key>/<model files>  what the kind saves: model.keras (every seed's member)
                                  with the optimizer state a warm start continues from,
                                  model.npz (ridge), LightGBM text models, a custom
                                  class's member_J/ folders
@@ -61,8 +61,9 @@ from engine.models_store.access import StoreAccess, write_atomic
 log = logging.getLogger(__name__)
 
 # Bump when the training procedure changes in a way the key does not see (the loss, the
-# shuffling, the seeding): every earlier entry then stops matching.
-FORMAT = 1
+# shuffling, the seeding): every earlier entry then stops matching. 2: models.training's
+# compiled loop (padded last batch, XLA on TensorFlow) replaced one Keras fit per epoch.
+FORMAT = 2
 STALE_TEMP_S = 3600.0  # temporary directories older than this are left by a crashed run
 _KEY_LEN = 64
 MODEL, META = "model.keras", "model.json"  # a Keras model's file; every entry's settings

@@ -154,27 +154,43 @@ def test_stored_folds_are_reused_with_identical_forecasts(kind, tmp_path):
         assert len(first.by_name[kind].members) == 2
 
 
-def test_model_section_is_one_lstm_keyed_as_always(tmp_path):
-    """A model: config and the same lstm under forecasters: share their stored folds, and
-    their keys are made exactly as before forecasters existed."""
+def test_model_section_is_one_lstm_keyed_by_its_settings_and_the_store_format(
+        tmp_path, monkeypatch):
+    """A model: config and the same lstm under forecasters: share their stored folds; a
+    key is the settings plus the store FORMAT, so a fold stored by an older training
+    procedure (an older FORMAT) is trained again, not reused."""
+    import engine.models_store as models_store
+
     frames = ar_frames(260)
     model = ModelConfig(window_len=5, layers=1, units=4, epochs=2, seed=3)
     wf = WalkForwardConfig(train_bars=200, retrain_every=30, finetune_epochs=1)
     plans = plan_folds(260, 200, wf)
-    legacy = []
-    for plan in plans:  # the key of a fold before forecasters existed
-        warm = plan.index > 0
-        shape = {"index": plan.index, "warm_start": warm,
-                 "epochs": wf.finetune_epochs if warm else model.epochs}
-        data = rows_digest(frames, ["close", "volume"], plan.train_start, plan.train_end)
-        legacy.append(fold_key(model.model_dump(mode="json"), shape, data,
-                               legacy[-1] if warm else None, runtime()))
-    assert fold_keys(frames, plans, model, wf) == legacy
+
+    def keys_by_hand():
+        keys = []
+        for plan in plans:
+            warm = plan.index > 0
+            shape = {"index": plan.index, "warm_start": warm,
+                     "epochs": wf.finetune_epochs if warm else model.epochs}
+            data = rows_digest(frames, ["close", "volume"], plan.train_start, plan.train_end)
+            keys.append(fold_key(model.model_dump(mode="json"), shape, data,
+                                 keys[-1] if warm else None, runtime()))
+        return keys
+
+    assert FORMAT >= 2  # 2: the compiled training loop (models.training)
+    current = keys_by_hand()
+    assert fold_keys(frames, plans, model, wf) == current
     entry = forecaster_from_model(model)
-    assert fold_keys(frames, plans, entry, wf) == legacy
-    assert FORMAT >= 1
+    assert fold_keys(frames, plans, entry, wf) == current
     store = ModelStore(tmp_path / "store")
+    with monkeypatch.context() as patch:  # a store filled by the one-fit-per-epoch loop
+        patch.setattr(models_store, "FORMAT", 1)
+        older = keys_by_hand()
+        assert fold_keys(frames, plans, model, wf) == older
+        run_walkforward(frames, model, wf, None, False, store)
+    assert not set(older) & set(current)
     first = run_walkforward(frames, model, wf, tmp_path / "a" / "models", False, store)
+    assert (first.folds_trained, first.folds_reused) == (3, 0)
     named = run_walkforward(frames, [entry], wf, None, False, store)
     assert named.folds_reused == 3
     pd.testing.assert_frame_equal(first.tables()["BTC/USDT"], named.tables()["BTC/USDT"])

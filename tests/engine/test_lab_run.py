@@ -105,7 +105,9 @@ def test_predictions_name_their_forecaster(lab_run):
                                                             "trees": 402}
     models = out / "models"
     assert (models / "trees" / "fold_000" / "member_0_output_1.txt").is_file()
-    assert (models / "net" / "fold_001" / "member_1.keras").is_file()
+    # Two seeds are one seed ensemble: one model.keras holds both members.
+    assert sorted(p.name for p in (models / "net" / "fold_001").glob("*.keras")) == \
+        ["model.keras"]
 
 
 def test_summary_and_page_show_the_comparison(lab_run):

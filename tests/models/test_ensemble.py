@@ -1,0 +1,106 @@
+"""Seed ensembles: N members trained as one model, each exactly its seed trained alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.config import ModelConfig
+from engine.errors import ModelError
+from models import ensemble, lstm, training
+
+TINY = ModelConfig(window_len=5, layers=2, units=4, dropout=0.25, epochs=2, batch_size=16)
+SEEDS = [3, 4, 5]
+
+
+def data(n=70, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.1, (n, 5, 3)).astype("float32"), rng.normal(0, 0.05, (n, 2))
+
+
+def builder(seed):
+    return lstm.build_model(TINY, 3, 2)
+
+
+def alone(seed, X, y, order_seed, epochs=3):
+    training.seed_everything(seed)
+    model = builder(seed)
+    training.seed_everything(seed, model)
+    losses = training.train(model, X, y, epochs, 16, seed=order_seed)
+    return model, losses
+
+
+def test_each_member_equals_its_seed_trained_alone_on_the_same_batches():
+    X, y = data()
+    model = ensemble.build(builder, SEEDS)
+    losses = ensemble.train(model, X, y, epochs=3, batch_size=16, seed=SEEDS[0])
+    members = ensemble.predict_members(model, X)
+    assert members.shape == (3, 70, 2)
+    lone_losses = []
+    for i, seed in enumerate(SEEDS):
+        lone, lone_loss = alone(seed, X, y, order_seed=SEEDS[0])
+        lone_losses.append(lone_loss)
+        for a, b in zip(lone.get_weights(), ensemble.members(model)[i].get_weights(),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(lstm.predict(lone, X), members[i])
+    # Summed, not averaged: the reported loss is the members' mean loss.
+    np.testing.assert_allclose(losses, np.mean(lone_losses, axis=0), rtol=1e-5)
+    assert not np.allclose(members[0], members[1])  # own initialisation and dropout
+    np.testing.assert_allclose(ensemble.predict(model, X), members.mean(axis=0))
+
+
+def test_reloaded_ensemble_continues_exactly_like_the_original(tmp_path):
+    X, y = data(80)
+    original = ensemble.build(builder, SEEDS)
+    ensemble.train(original, X[:50], y[:50], epochs=2, batch_size=16, seed=1)
+    reloaded = lstm.load(lstm.save(original, tmp_path / "ensemble.keras", {}))
+    for model in (original, reloaded):
+        ensemble.reseed(model, [s + 1 for s in SEEDS])
+        ensemble.train(model, X, y, epochs=2, batch_size=16, seed=2)
+    np.testing.assert_array_equal(ensemble.predict_members(original, X),
+                                  ensemble.predict_members(reloaded, X))
+
+
+def test_seeds_must_be_distinct_and_match_the_members():
+    with pytest.raises(ModelError, match="distinct seeds"):
+        ensemble.build(builder, [1, 1])
+    with pytest.raises(ModelError, match="distinct seeds"):
+        ensemble.build(builder, [])
+    with pytest.raises(ModelError, match="2 members"):
+        ensemble.reseed(ensemble.build(builder, [1, 2]), [1, 2, 3])
+
+
+def test_forecaster_seeds_train_as_one_ensemble_each_member_its_own_seed(tmp_path):
+    """seeds: 3 is one ensemble: member 0 is exactly the seeds: 1 forecaster, member j the
+    network of seed + 1000 j + fold trained alone on member 0's batch order; saved and
+    reloaded, it continues exactly like the original."""
+    from engine.config import validate_config
+    from models.neural import NeuralModel, fold_seeds
+
+    raw = {"forecasters": [{"name": "lstm", "kind": "lstm", "window_len": 5, "layers": 1,
+                            "units": 4, "dropout": 0.25, "batch_size": 16, "seed": 9,
+                            "seeds": 3}]}
+    cfg = validate_config(raw).forecasters[0]
+    X, y = data()
+    three = NeuralModel.build(cfg, 3, 2, fold=2)
+    three.fit(X, y, fold=2, epochs=2)
+    assert len(three.members) == 3
+    one_cfg = cfg.model_copy(update={"seeds": 1})
+    one = NeuralModel.build(one_cfg, 3, 2, fold=2)
+    one.fit(X, y, fold=2, epochs=2)
+    forecasts = three.predict_members(X)
+    np.testing.assert_array_equal(forecasts[0], one.predict_members(X)[0])
+    seeds = fold_seeds(cfg, 2)
+    assert seeds == [11, 1011, 2011]
+    for j in (1, 2):
+        member_cfg = cfg.model_copy(update={"seeds": 1, "seed": 9 + 1000 * j})
+        lone = NeuralModel.build(member_cfg, 3, 2, fold=2)
+        training.seed_everything(seeds[j], lone.network)
+        training.train(lone.network, X, y, 2, 16, seed=seeds[0])
+        np.testing.assert_array_equal(forecasts[j], lstm.predict(lone.network, X))
+    assert three.save(tmp_path) == ["model.keras"]
+    again = NeuralModel.load(cfg, tmp_path)
+    for model in (three, again):
+        model.fit(X, y, fold=3, epochs=1)
+    np.testing.assert_array_equal(three.predict_members(X), again.predict_members(X))
