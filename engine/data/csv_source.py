@@ -26,17 +26,7 @@ def read_csv_candles(path: str | Path, symbol: str) -> pd.DataFrame:
     """
     path = Path(path).expanduser()
     label = f"data.csv[{symbol}] = {path}"
-    try:
-        raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataError(f"{label}: no such file; fix the path (relative paths are taken "
-                        "from the current directory)") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: cannot be read as CSV ({_first_line(exc)})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{label}: the file is empty; expected a header "
-                        f"{','.join(REQUIRED)} and one row per candle") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    raw = read_text_table(path, label, f"a header {','.join(REQUIRED)} and one row per candle")
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}; expected "
@@ -54,6 +44,26 @@ def read_csv_candles(path: str | Path, symbol: str) -> pd.DataFrame:
                             "is not a number")
         values[column] = numbers.to_numpy(dtype="float64")
     return pd.DataFrame(values, index=index)
+
+
+def read_text_table(path: Path, label: str, expected: str) -> pd.DataFrame:
+    """A CSV file as text cells, its column names stripped and lower-cased.
+
+    Raises:
+        DataError: A missing, unreadable or empty file, in one line starting with
+            ``label``; ``expected`` says what an empty file should have held.
+    """
+    try:
+        raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
+    except FileNotFoundError:
+        raise DataError(f"{label}: no such file; fix the path (relative paths are taken "
+                        "from the current directory)") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{label}: cannot be read as CSV ({_first_line(exc)})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{label}: the file is empty; expected {expected}") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    return raw
 
 
 def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.cache import CachedCandles, CandleCache
-from engine.data.csv_source import _first_line, _parse_timestamps
+from engine.data.csv_source import _parse_timestamps, read_text_table
 from engine.errors import DataError, ExchangeError
 
 #: Largest funding rate per interval taken as real: exchanges cap theirs at a few percent.
@@ -38,17 +38,7 @@ def read_funding_csv(path: str | Path, symbol: str) -> pd.Series:
     """
     path = Path(path).expanduser()
     label = f"data.funding_csv[{symbol}] = {path}"
-    try:
-        raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataError(f"{label}: no such file; fix the path (relative paths are taken "
-                        "from the current directory)") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: cannot be read as CSV ({_first_line(exc)})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{label}: the file is empty; expected a header timestamp,rate and "
-                        "one row per funding time") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    raw = read_text_table(path, label, "a header timestamp,rate and one row per funding time")
     if [c for c in COLUMNS if c not in raw.columns]:
         raise DataError(f"{label}: expected the columns timestamp,rate (milliseconds since "
                         f"the epoch, rate per funding interval as a fraction), found "
