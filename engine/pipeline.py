@@ -127,7 +127,7 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
                 params["decisions"] = _ppo_targets(cfg, full, market, wf, tuple(symbols),
                                                    label, model_dir, progress,
                                                    cls.reads_forecaster(full, cfg))
-            tables = _tables(cls, params, cfg, wf)
+            tables = strategy_forecasts(cls, params, cfg, wf)
             runs.append(simulate(
                 {s: market.frames[s] for s in symbols}, cls, params, cfg.broker, label=label,
                 trade_start=trade_start, forecasts={s: tables.get(s) for s in symbols},
@@ -135,8 +135,8 @@ def run_strategies(cfg: Config, market: MarketData, wf: WalkForwardResult,
     return runs
 
 
-def _tables(cls: Any, params: dict, cfg: Config, wf: WalkForwardResult,
-            member: int | None = None) -> dict:
+def strategy_forecasts(cls: Any, params: dict, cfg: Config, wf: WalkForwardResult,
+                       member: int | None = None) -> dict:
     """The forecast tables a strategy reads (of one member when ``member`` is given)."""
     name = cls.reads_forecaster({**user_params(cls), **params}, cfg)
     if name is None:
@@ -164,7 +164,7 @@ def seed_spreads(cfg: Config, market: MarketData,
             result = wf.by_name[cfg.forecaster(name).name]
             figures = []
             for member in range(len(result.members)):
-                tables = _tables(cls, params, cfg, wf, member)
+                tables = strategy_forecasts(cls, params, cfg, wf, member)
                 run_ = simulate({s: market.frames[s] for s in symbols}, cls, params,
                                 cfg.broker, trade_start=trade_start,
                                 forecasts={s: tables[s] for s in symbols},

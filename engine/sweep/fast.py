@@ -26,8 +26,9 @@ import pandas as pd
 from engine.config import Config
 from engine.data import MarketData
 from engine.execution import StrategyRun, borrow_per_bar, cost_model
+from engine.pipeline import strategy_forecasts
 from engine.sweep.spec import Objective, SweepSpec
-from strategies.registry import get_strategy, resolve_params, spec_label, user_params
+from strategies.registry import get_strategy, resolve_params, spec_label
 
 _CACHE: dict[str, Any] = {"key": None, "arrays": {}}  # per-frame arrays across trials
 
@@ -69,8 +70,7 @@ def objective_run(cfg: Config, market: MarketData, wf: Any, objective: Objective
     arrays = _arrays(f"{data_key}/{symbol}")
     if "prices" not in arrays:
         arrays["prices"] = kernel.prices(frame)
-    name = cls.reads_forecaster({**user_params(cls), **params}, cfg)
-    forecasts = wf.tables(name).get(symbol) if name is not None else None
+    forecasts = strategy_forecasts(cls, params, cfg, wf).get(symbol)
     weights = cls.weights_array(params, frame, forecasts, symbol, arrays)
     broker = cfg.broker
     result = kernel.run(arrays["prices"], weights, wf.first_forecast_bar, broker.cash,
