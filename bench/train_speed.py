@@ -14,11 +14,14 @@ warm re-fit; no model store) once per seed with each training loop:
 It prints folds per second of each (training and forecasting, the whole walk), their
 ratio (``speedup``), and the forecast mse_ratio (model MSE over persistence MSE, as the
 report computes it) of BTC/USDT and ETH/USDT averaged over the seeds; then the walk of a
-``--members`` seed forecaster (one ``models.ensemble`` model) against one seed
+``--members`` seed forecaster (one stacked ``models.ensemble`` model) against one seed
 (``seeds5_cost``); then the ceiling: the steps per second of a hand-written loop (one
 ``jax.jit`` of ``lax.scan`` over a chunk of steps of the same model through
 ``stateless_call``, compiled once and timed without compilation) turned into folds per
-second for the walk's training steps (training only). The ceiling runs in a subprocess
+second for the walk's training steps (training only), and the same loop over
+``--members`` copies of the model at once (``jax.vmap`` over the member axis), whose
+time over one model's is the least the members can cost on this machine
+(``ceiling_members_cost``). The ceiling runs in a subprocess
 with ``KERAS_BACKEND=jax`` and needs JAX (``pip install -e ".[jax]"``); without it, it is
 reported as null. Every timing line carries the load average, since other work on the
 machine slows both loops.
@@ -123,10 +126,11 @@ def load() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def ceiling_steps_per_s() -> dict | None:
+def ceiling_steps_per_s(members: int) -> dict | None:
     """Steps per second of the hand-written JAX loop, from a subprocess."""
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, __file__, "--ceiling-only"], env=env,
+    done = subprocess.run([sys.executable, __file__, "--ceiling-only", "--members",
+                           str(members)], env=env,
                           capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         print(f"ceiling: not measured (the JAX backend did not run: "
@@ -135,9 +139,10 @@ def ceiling_steps_per_s() -> dict | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ceiling_run() -> None:
+def ceiling_run(members: int) -> None:
     """(In the subprocess.) A jitted lax.scan over CHUNK steps of the btc.yaml model on
-    random batches of the real shape: forward, MSE, gradients, Adam; nothing else."""
+    random batches of the real shape: forward, MSE, gradients, Adam; nothing else. Then
+    the same for ``members`` models at once, vmapped over a member axis."""
     import jax
     import jax.numpy as jnp
 
@@ -166,22 +171,29 @@ def ceiling_run() -> None:
         tv, ov = model.optimizer.stateless_apply(ov, g, tv)
         return (tv, ntv, ov), loss
 
-    run = jax.jit(lambda state, xs, ys: jax.lax.scan(step, state, (xs, ys)))
-    state = ([v.value for v in model.trainable_variables],
-             [v.value for v in model.non_trainable_variables],
-             [v.value for v in model.optimizer.variables])
-    start = time.perf_counter()
-    state, losses = run(state, xs, ys)
-    jax.block_until_ready(losses)
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(5):
+    def timed(step_fn, state):
+        run = jax.jit(lambda state, xs, ys: jax.lax.scan(step_fn, state, (xs, ys)))
         start = time.perf_counter()
         state, losses = run(state, xs, ys)
         jax.block_until_ready(losses)
-        best = min(best, time.perf_counter() - start)
-    print(json.dumps({"steps_per_s": CHUNK / best, "compile_s": round(compile_s, 2),
-                      "jax": jax.__version__, "load": os.getloadavg()[0]}))
+        compile_s = time.perf_counter() - start
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            state, losses = run(state, xs, ys)
+            jax.block_until_ready(losses)
+            best = min(best, time.perf_counter() - start)
+        return CHUNK / best, compile_s
+
+    state = ([v.value for v in model.trainable_variables],
+             [v.value for v in model.non_trainable_variables],
+             [v.value for v in model.optimizer.variables])
+    one, compile_s = timed(step, state)
+    stacked = jax.tree_util.tree_map(lambda a: jnp.stack([a] * members), state)
+    several, _ = timed(jax.vmap(step, in_axes=(0, None)), stacked)
+    print(json.dumps({"steps_per_s": one, "members_steps_per_s": several,
+                      "compile_s": round(compile_s, 2), "jax": jax.__version__,
+                      "load": os.getloadavg()[0]}))
 
 
 def mean_ratios(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -223,7 +235,7 @@ def main() -> None:
     parser.add_argument("--ceiling-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceiling_only:
-        ceiling_run()
+        ceiling_run(args.members)
         return
     walk = Walk(args.folds)
     print(machine())
@@ -248,20 +260,23 @@ def main() -> None:
     ens_ratio = walk.mse_ratio(ens)
     member0 = tables_diff(next(iter(ens.by_name.values())).members[0],
                           next(iter(lone.by_name.values())).forecasts)
-    print(f"{args.members} seeds as one ensemble: {seconds:.1f} s vs one seed {one:.1f} s: "
+    print(f"{args.members} seeds as one stacked ensemble: {seconds:.1f} s vs one seed {one:.1f} s: "
           f"{seconds / one:.2f}x; ensemble mse_ratio " + ", ".join(
               f"{s} {r:.4f}" for s, r in ens_ratio.items()) + f"; {load()}")
     print(f"member 0 (seed {walk.entry.seed}) against that seed trained alone: largest "
           f"forecast difference {member0:.3g}", flush=True)
 
-    ceiling = ceiling_steps_per_s()
-    ceiling_fps = None
+    ceiling = ceiling_steps_per_s(args.members)
+    ceiling_fps = members_cost = None
     if ceiling is not None:
         ceiling_fps = folds / (steps / ceiling["steps_per_s"])
+        members_cost = ceiling["steps_per_s"] / ceiling["members_steps_per_s"]
         print(f"ceiling (hand-written jax.jit + lax.scan, JAX {ceiling['jax']}, compile "
               f"{ceiling['compile_s']} s not counted, training only): "
               f"{ceiling['steps_per_s']:.0f} steps/s = {ceiling_fps:.3f} folds/s; new loop "
-              f"{fps['new'] / ceiling_fps:.0%} of it; load average {ceiling['load']:.1f}")
+              f"{fps['new'] / ceiling_fps:.0%} of it; {args.members} models vmapped: "
+              f"{ceiling['members_steps_per_s']:.0f} steps/s, {members_cost:.2f}x one "
+              f"model's time; load average {ceiling['load']:.1f}")
     print(json.dumps({
         "folds": folds, "steps": steps, "seeds": args.seeds,
         "folds_per_s_old": round(fps["old"], 4), "folds_per_s_new": round(fps["new"], 4),
@@ -276,6 +291,9 @@ def main() -> None:
         "ceiling_folds_per_s": None if ceiling_fps is None else round(ceiling_fps, 4),
         "ceiling_steps_per_s": None if ceiling is None else round(ceiling["steps_per_s"], 1),
         "ceiling_compile_s": None if ceiling is None else ceiling["compile_s"],
+        "ceiling_members_steps_per_s":
+            None if ceiling is None else round(ceiling["members_steps_per_s"], 1),
+        "ceiling_members_cost": None if members_cost is None else round(members_cost, 3),
         "load_average": os.getloadavg()[0]}))
 
 

@@ -23,7 +23,7 @@ from engine.config import ModelConfig, WalkForwardConfig, forecaster_from_model
 from engine.folds import FoldPlan
 from engine.models_store import fold_key, rows_digest, windows_digest
 from models.features import Scaler, Windows, direction_scale, scaled, split_features, to_prices
-from models.kinds import warm_starts
+from models.kinds import ensemble_format, warm_starts
 from models.runtime import runtime
 
 
@@ -85,6 +85,9 @@ def key_settings(fc: Any) -> dict[str, Any]:
     if legacy:
         return {k: settings[k] for k in ModelConfig.model_fields}
     settings["target"] = fc.resolved_target
+    form = ensemble_format(fc.kind, fc.seeds)
+    if form is not None:
+        settings["ensemble"] = form
     return settings
 
 

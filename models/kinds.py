@@ -36,6 +36,18 @@ def member_seed(seed: int, member: int) -> int:
     return seed + MEMBER_STRIDE * member
 
 
+# How a neural forecaster's seeds are trained together, part of the store key of every
+# fold with ``seeds`` above 1 (so no fold trained another way is reused): 2 = lstm and gru
+# members stacked along a member axis (models.stacked); 1 (unmarked) = side by side.
+ENSEMBLE_FORMAT = 2
+
+
+def ensemble_format(kind: str, seeds: int) -> int | None:
+    """The seed-ensemble format a fold of ``kind`` with ``seeds`` members is keyed by
+    (None for one seed and for kinds that fit each seed on its own)."""
+    return ENSEMBLE_FORMAT if kind in NEURAL and seeds > 1 else None
+
+
 def warm_starts(kind: str) -> bool:
     """Whether folds of ``kind`` continue from the previous fold (known without imports)."""
     return kind in NEURAL

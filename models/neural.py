@@ -11,9 +11,11 @@
 With the ``direction`` target the output is a sigmoid trained with binary cross-entropy.
 A forecaster with ``seeds: N`` holds N members, member j seeded with ``seed + 1000 j``
 (fold k of member j uses ``seed + 1000 j + k``); its forecast is their mean. The members
-train together as one seed ensemble (``models.ensemble``: one Keras model, N independent
-branches, summed loss), in the batch order of member 0's seed, and are saved together in
-one ``model.keras``. Every member continues from its own previous fold on a warm start.
+train together as one seed ensemble (``models.ensemble``: one Keras model, no weight
+shared, summed loss), in the batch order of member 0's seed, and are saved together in
+one ``model.keras``: for ``lstm`` and ``gru`` the members' weights are stacked along a
+member axis (one recurrent loop for all), for ``transformer`` the members are branches
+side by side. Every member continues from its own previous fold on a warm start.
 """
 
 from __future__ import annotations
@@ -106,11 +108,6 @@ class NeuralModel:
 
     def __init__(self, cfg: Any, network: keras.Model):
         self.cfg, self.network = cfg, network
-
-    @property
-    def members(self) -> list[keras.Model]:
-        """One network per seed, in seed order."""
-        return ensemble.members(self.network) if self.cfg.seeds > 1 else [self.network]
 
     @classmethod
     def build(cls, cfg: Any, n_features: int, n_outputs: int, fold: int) -> NeuralModel:
