@@ -8,6 +8,7 @@ import pytest
 from engine.config import ModelConfig
 from models import ensemble, lstm, neural, stacked, training
 from models.lstm import keras
+from tests.models.backends import last_line
 
 SEEDS = [3, 4, 5]
 
@@ -143,19 +144,7 @@ print(all(close), same)
 def test_stacked_ensemble_on_other_backends(backend, tmp_path):
     """JAX and PyTorch: members follow their seeds alone without dropout, and a reloaded
     stacked ensemble continues exactly."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    pytest.importorskip(backend)
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "KERAS_BACKEND": backend,
-           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", STACKED_ON_A_BACKEND, str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True True"
+    assert last_line(STACKED_ON_A_BACKEND, backend, str(tmp_path)) == "True True"
 
 
 def test_store_keys_of_seed_ensembles_name_their_form():

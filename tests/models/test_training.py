@@ -9,6 +9,7 @@ from engine.config import ModelConfig
 from engine.errors import ModelError
 from models import lstm, training
 from models.lstm import keras
+from tests.models.backends import last_line
 
 TINY = ModelConfig(window_len=5, layers=2, units=4, dropout=0.25, epochs=2, batch_size=16)
 
@@ -150,16 +151,4 @@ print(np.array_equal(lstm.predict(uninterrupted, X), lstm.predict(reloaded, X)))
 def test_other_backends_continue_a_reloaded_fold_exactly(backend, tmp_path):
     """The loop on JAX (jit + fori_loop) and PyTorch (eager steps): a fold saved, reloaded
     and continued equals an uninterrupted run, bit for bit."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    pytest.importorskip(backend)
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "KERAS_BACKEND": backend,
-           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", RELOAD_AND_CONTINUE, str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True"
+    assert last_line(RELOAD_AND_CONTINUE, backend, str(tmp_path)) == "True"
