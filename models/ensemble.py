@@ -56,11 +56,12 @@ def build(builder: Builder, seeds: Sequence[int]) -> keras.Model:
     """One compiled model with a member ``builder(seed)`` for each of ``seeds``.
 
     Args:
-        builder: Returns one compiled member model for a seed (any Keras kind).
+        builder: Returns one compiled member model with one output for a seed (any
+            Keras network).
         seeds: One seed per member; at least one, no repeats.
 
     Raises:
-        ModelError: No seeds, or a seed twice.
+        ModelError: No seeds, a seed twice, or a member with several outputs.
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ModelError(f"an ensemble needs distinct seeds, got {list(seeds)}")
@@ -68,6 +69,8 @@ def build(builder: Builder, seeds: Sequence[int]) -> keras.Model:
     for seed in seeds:
         training.seed_everything(seed)  # the initial weights of a lone builder(seed)
         networks.append(builder(seed))
+    if any(len(network.outputs) != 1 for network in networks):
+        raise ModelError("every member of a seed ensemble must have exactly one output")
     first = networks[0]
     if all(stacked.stackable(n) for n in networks):
         model = stacked.stack(networks)
@@ -97,7 +100,7 @@ def _uncompiled(member: keras.Model, name: str) -> keras.Model:
 
 
 def size(model: keras.Model) -> int:
-    """The number of members of an ensemble (one output each)."""
+    """The number of members of an ensemble (``build`` gives each one output)."""
     return len(model.outputs)
 
 

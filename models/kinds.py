@@ -36,16 +36,18 @@ def member_seed(seed: int, member: int) -> int:
     return seed + MEMBER_STRIDE * member
 
 
-# How a neural forecaster's seeds are trained together, part of the store key of every
-# fold with ``seeds`` above 1 (so no fold trained another way is reused): 2 = lstm and gru
-# members stacked along a member axis (models.stacked); 1 (unmarked) = side by side.
+# How the seeds of an ``lstm`` or ``gru`` forecaster are trained together, part of the
+# store key of every fold with ``seeds`` above 1 (so no fold trained another way is
+# reused): 2 = the members stacked along a member axis (models.stacked); unmarked = side by
+# side, as the transformer's members still are.
 ENSEMBLE_FORMAT = 2
+STACKED = ("lstm", "gru")
 
 
 def ensemble_format(kind: str, seeds: int) -> int | None:
     """The seed-ensemble format a fold of ``kind`` with ``seeds`` members is keyed by
-    (None for one seed and for kinds that fit each seed on its own)."""
-    return ENSEMBLE_FORMAT if kind in NEURAL and seeds > 1 else None
+    (None for one seed and for kinds whose members are not stacked)."""
+    return ENSEMBLE_FORMAT if kind in STACKED and seeds > 1 else None
 
 
 def warm_starts(kind: str) -> bool:

@@ -14,9 +14,10 @@ layer then does for all members what the network's layer does for one:
 
 So N members cost the operations of one network, each N times wider, instead of N
 networks one after another. Where a step costs its number of operations (a GPU on small
-networks) N members should cost little more than one (not yet measured on a GPU); where
-it costs its arithmetic (a CPU: BENCHMARKS.md has the figures) N members still cost
-about N times one step.
+networks) N members should cost little more than one, though a lone LSTM on a GPU runs as
+one fused cuDNN kernel that this loop gives up (not yet measured on a GPU); where it
+costs its arithmetic (a CPU: BENCHMARKS.md has the figures) N members still cost about N
+times one step.
 
 The arithmetic is each network's own (Keras' LSTM cell with ``implementation=2``, the GRU
 cell with ``reset_after``): no weight is shared and the loss is the sum of the members'
@@ -188,30 +189,43 @@ class StackedDense(keras.layers.Layer):
                 "activation": self.activation_name}
 
 
+_SETTINGS = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+             "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+             "bias_constraint")
+
+
+def _plain(layer: keras.layers.Layer) -> bool:
+    """No setting the stacked layers would drop: regularizers, constraints, another dtype."""
+    cell = getattr(layer, "cell", layer)
+    return all(getattr(cell, name, None) is None and getattr(layer, name, None) is None
+               for name in _SETTINGS) and layer.dtype_policy.name == "float32"
+
+
 def _plan(network: keras.Model) -> list[keras.layers.Layer] | None:
-    """The network's layers in order when each has a stacked form, else None."""
+    """The network's layers in order when each has a stacked form, else None. The types
+    are matched exactly: a subclass (``SpatialDropout1D``, a user's LSTM) may compute
+    something else."""
     layers = [layer for layer in network.layers
               if not isinstance(layer, keras.layers.InputLayer)]
-    if not layers or not isinstance(layers[-1], keras.layers.Dense):
+    if not layers or type(layers[-1]) is not keras.layers.Dense:
         return None
-    for layer in layers:
-        if isinstance(layer, keras.layers.LSTM):
+    for i, layer in enumerate(layers):
+        kind = type(layer)
+        if kind in (keras.layers.LSTM, keras.layers.GRU):
             cell = layer.cell
-            ok = cell.use_bias and not cell.dropout and not cell.recurrent_dropout
-        elif isinstance(layer, keras.layers.GRU):
-            cell = layer.cell
-            ok = cell.use_bias and cell.reset_after and not cell.dropout \
-                and not cell.recurrent_dropout
-        elif isinstance(layer, keras.layers.Dropout):
-            ok = not layer.noise_shape
-        elif isinstance(layer, keras.layers.Dense):
+            ok = cell.use_bias and not cell.dropout and not cell.recurrent_dropout \
+                and (kind is keras.layers.LSTM or cell.reset_after) \
+                and not layer.go_backwards and not layer.stateful
+        elif kind is keras.layers.Dropout:  # after a recurrent layer: each member its mask
+            ok = i > 0 and not layer.noise_shape
+        elif kind is keras.layers.Dense:
             ok = layer is layers[-1] and layer.use_bias
         else:
             return None
-        if not ok or getattr(layer, "go_backwards", False) or getattr(layer, "stateful", False):
+        if not ok or not _plain(layer):
             return None
     recurrent = [layer for layer in layers if isinstance(layer, keras.layers.RNN)]
-    if not recurrent or any(layer.return_sequences for layer in recurrent[-1:]) \
+    if not recurrent or recurrent[-1].return_sequences \
             or not all(layer.return_sequences for layer in recurrent[:-1]):
         return None
     if len(network.inputs) != 1 or len(network.inputs[0].shape) != 3:
@@ -220,7 +234,8 @@ def _plan(network: keras.Model) -> list[keras.layers.Layer] | None:
 
 
 def stackable(network: keras.Model) -> bool:
-    """Whether ``network`` is a chain of LSTM/GRU, Dropout and a final Dense layer."""
+    """Whether ``network`` is a chain of LSTM/GRU, Dropout and a final Dense layer, with
+    no regularizer, constraint or other dtype (see ``_plan``)."""
     return _plan(network) is not None
 
 

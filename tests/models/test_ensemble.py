@@ -77,6 +77,10 @@ def test_seeds_must_be_distinct_and_match_the_members():
         ensemble.build(builder, [1, 1])
     with pytest.raises(ModelError, match="distinct seeds"):
         ensemble.build(builder, [])
+    two_outputs = keras.Model(inputs := keras.Input((5, 3)),
+                              [keras.layers.Dense(1)(keras.layers.Flatten()(inputs))] * 2)
+    with pytest.raises(ModelError, match="exactly one output"):
+        ensemble.build(lambda seed: two_outputs, [1, 2])
     with pytest.raises(ModelError, match="2 members"):
         ensemble.reseed(ensemble.build(builder, [1, 2]), [1, 2, 3])
 

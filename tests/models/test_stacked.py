@@ -94,6 +94,19 @@ def test_only_chains_of_recurrent_dropout_and_dense_layers_stack():
                                           keras.layers.Dense(2)])
     assert not stacked.stackable(recurrent_dropout)
     assert stacked.stackable(lstm.build_model(tiny, 3, 2))
+
+    def chain(*layers):
+        return keras.Sequential([keras.Input((5, 3)), *layers, keras.layers.Dense(2)])
+
+    # Layers whose stacked form would compute something else are never stacked.
+    assert stacked.stackable(chain(keras.layers.LSTM(4), keras.layers.Dropout(0.1)))
+    assert not stacked.stackable(chain(keras.layers.LSTM(4, return_sequences=True),
+                                       keras.layers.SpatialDropout1D(0.1),
+                                       keras.layers.LSTM(4)))
+    assert not stacked.stackable(chain(keras.layers.Dropout(0.1), keras.layers.LSTM(4)))
+    assert not stacked.stackable(chain(keras.layers.LSTM(4, kernel_regularizer="l2")))
+    assert not stacked.stackable(chain(keras.layers.GRU(4, reset_after=False)))
+    assert not stacked.stackable(chain(keras.layers.LSTM(4, go_backwards=True)))
     with pytest.raises(ValueError, match="chain of LSTM/GRU"):
         stacked.stack([lstm.build_model(tiny, 3, 2), recurrent_dropout])
 
@@ -148,7 +161,8 @@ def test_stacked_ensemble_on_other_backends(backend, tmp_path):
 
 
 def test_store_keys_of_seed_ensembles_name_their_form():
-    """A fold of several seeds trained side by side is never reused as a stacked one."""
+    """Stacked folds of several seeds are keyed apart from side-by-side ones (which had no
+    marker); one seed and the kinds that are not stacked keep their keys."""
     from engine.config import validate_config
     from engine.fold_data import key_settings
     from models.kinds import ENSEMBLE_FORMAT
@@ -157,8 +171,8 @@ def test_store_keys_of_seed_ensembles_name_their_form():
         entry = {"name": "f", "kind": kind, "seeds": seeds}
         return key_settings(validate_config({"forecasters": [entry]}).forecasters[0])
 
-    assert ENSEMBLE_FORMAT == 2
-    for kind in ("lstm", "gru", "transformer"):
-        assert settings(kind, 3)["ensemble"] == 2
+    for kind in ("lstm", "gru"):
+        assert settings(kind, 3)["ensemble"] == ENSEMBLE_FORMAT
         assert "ensemble" not in settings(kind, 1)
-    assert "ensemble" not in settings("linear", 3)
+    for kind in ("transformer", "linear", "lightgbm"):
+        assert "ensemble" not in settings(kind, 3)
