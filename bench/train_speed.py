@@ -48,12 +48,12 @@ CHUNK = 256  # steps per compiled call of the ceiling loop
 def old_fit(model: Any, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
             seed: int) -> list[float]:
     """The older loop: one Keras fit per epoch over rows permuted by default_rng(seed)."""
-    from models.lstm import _filtered_stderr
+    from models.keras_env import filtered_stderr
 
     rng = np.random.default_rng(seed)
     y = y.astype("float32")
     losses = []
-    with _filtered_stderr():
+    with filtered_stderr():
         for _ in range(epochs):
             order = rng.permutation(len(X))
             history = model.fit(X[order], y[order], epochs=1, batch_size=batch_size,

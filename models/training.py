@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ModelError
-from models.lstm import _filtered_stderr, keras
+from models.keras_env import filtered_stderr, keras
 
 # Host memory for one chunk of gathered batches; the steps per compiled call follow from
 # it (at most MAX_STEPS_PER_CALL). Fixed per model shape, so one compilation serves every
@@ -138,7 +138,7 @@ def train(model: keras.Model, X: np.ndarray, y: Arrays, epochs: int, batch_size:
                          "optimizer and a loss before training")
     ys = _targets(y, len(X))
     plan = batch_plan(len(X), epochs, batch_size, seed)
-    with _filtered_stderr():
+    with filtered_stderr():
         _build(model, X, ys, plan)
         step_losses = _steps(model, X, ys, batch_size)(model, X, ys, plan)
     losses = epoch_losses(step_losses, plan, epochs)
