@@ -69,8 +69,6 @@ def build(builder: Builder, seeds: Sequence[int]) -> keras.Model:
     for seed in seeds:
         training.seed_everything(seed)  # the initial weights of a lone builder(seed)
         networks.append(builder(seed))
-    if any(len(network.outputs) != 1 for network in networks):
-        raise ModelError("every member of a seed ensemble must have exactly one output")
     first = networks[0]
     if all(stacked.stackable(n) for n in networks):
         model = stacked.stack(networks)
@@ -82,6 +80,8 @@ def build(builder: Builder, seeds: Sequence[int]) -> keras.Model:
         inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in first.inputs]
         feed = inputs[0] if len(inputs) == 1 else inputs
         model = keras.Model(inputs, [member(feed) for member in built], name="seed_ensemble")
+    if len(model.outputs) != len(networks):  # size() counts the outputs
+        raise ModelError("every member of a seed ensemble must have exactly one output")
     optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
     model.compile(optimizer=optimizer, loss=[first.loss] * len(networks))
     return model
@@ -116,9 +116,10 @@ def reseed(model: keras.Model, seeds: Sequence[int]) -> None:
     if size(model) != len(seeds):
         raise ModelError(f"the ensemble has {size(model)} members, got {len(seeds)} seeds")
     branches = _branches(model)
-    if not branches:
+    if not branches:  # stacked
         training.reset_seed_states(model, seeds[0])
-    for member, seed in zip(branches, seeds, strict=False):
+        return
+    for member, seed in zip(branches, seeds, strict=True):
         training.reset_seed_states(member, seed)
 
 

@@ -67,13 +67,13 @@ class StackedRecurrent(keras.layers.Layer):
         super().__init__(**kwargs)
         if cell not in _GATES:
             raise ValueError(f"cell must be lstm or gru, got {cell!r}")
-        self.members, self.units, self.cell_kind = members, units, cell
+        self.members, self.units = members, units
         self.return_sequences = return_sequences
         self.cell = _StackedCell(members, units, cell, activation, recurrent_activation)
         self.rnn = keras.layers.RNN(self.cell, return_sequences=return_sequences)
 
     def build(self, input_shape):
-        width = _GATES[self.cell_kind] * self.units
+        width = _GATES[self.cell.kind] * self.units
         self.kernel = self.add_weight(shape=(self.members, input_shape[-1], width),
                                       name="kernel")
         self.rnn.build((input_shape[0], input_shape[1], self.members * width))
@@ -97,7 +97,7 @@ class StackedRecurrent(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "members": self.members, "units": self.units,
-                "cell": self.cell_kind, "activation": self.cell.activation_name,
+                "cell": self.cell.kind, "activation": self.cell.activation_name,
                 "recurrent_activation": self.cell.recurrent_activation_name,
                 "return_sequences": self.return_sequences}
 

@@ -11,6 +11,7 @@ from engine.config import ModelConfig
 from engine.errors import ModelError
 from models import ensemble, lstm, training
 from models.lstm import keras
+from tests.models.ensembles import assert_reloaded_continues_exactly
 
 TINY = ModelConfig(window_len=5, layers=2, units=4, dropout=0.25, epochs=2, batch_size=16)
 SEEDS = [3, 4, 5]
@@ -61,15 +62,7 @@ def test_each_member_equals_its_seed_trained_alone_on_the_same_batches():
 
 
 def test_reloaded_ensemble_continues_exactly_like_the_original(tmp_path):
-    X, y = data(80)
-    original = ensemble.build(builder, SEEDS)
-    ensemble.train(original, X[:50], y[:50], epochs=2, batch_size=16, seed=1)
-    reloaded = lstm.load(lstm.save(original, tmp_path / "ensemble.keras", {}))
-    for model in (original, reloaded):
-        ensemble.reseed(model, [s + 1 for s in SEEDS])
-        ensemble.train(model, X, y, epochs=2, batch_size=16, seed=2)
-    np.testing.assert_array_equal(ensemble.predict_members(original, X),
-                                  ensemble.predict_members(reloaded, X))
+    assert_reloaded_continues_exactly(builder, SEEDS, *data(80), tmp_path)
 
 
 def test_seeds_must_be_distinct_and_match_the_members():

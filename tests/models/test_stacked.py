@@ -9,6 +9,7 @@ from engine.config import ModelConfig
 from models import ensemble, lstm, neural, stacked, training
 from models.lstm import keras
 from tests.models.backends import last_line
+from tests.models.ensembles import assert_reloaded_continues_exactly
 
 SEEDS = [3, 4, 5]
 
@@ -71,17 +72,8 @@ def test_with_dropout_members_draw_their_own_masks_and_train_to_their_own_fit():
 
 
 def test_reloaded_stacked_ensemble_continues_exactly(tmp_path):
-    X, y = data(80)
-    original = ensemble.build(network_builder("gru", dropout=0.25), SEEDS)
-    ensemble.train(original, X[:50], y[:50], epochs=2, batch_size=16, seed=1)
-    reloaded = lstm.load(lstm.save(original, tmp_path / "ensemble.keras", {}))
-    np.testing.assert_array_equal(ensemble.predict_members(original, X),
-                                  ensemble.predict_members(reloaded, X))
-    for model in (original, reloaded):
-        ensemble.reseed(model, [s + 1 for s in SEEDS])
-        ensemble.train(model, X, y, epochs=2, batch_size=16, seed=2)
-    np.testing.assert_array_equal(ensemble.predict_members(original, X),
-                                  ensemble.predict_members(reloaded, X))
+    builder = network_builder("gru", dropout=0.25)
+    assert_reloaded_continues_exactly(builder, SEEDS, *data(80), tmp_path)
 
 
 def test_only_chains_of_recurrent_dropout_and_dense_layers_stack():
