@@ -33,7 +33,7 @@ def read_csv_candles(path: str | Path, symbol: str) -> pd.DataFrame:
                         f"{','.join(REQUIRED)} (found {','.join(raw.columns)})")
     if raw.empty:
         raise DataError(f"{label}: no rows below the header")
-    index = _parse_timestamps(raw["timestamp"], label)
+    index = parse_timestamps(raw["timestamp"], label)
     values = {}
     for column in COLUMNS:
         numbers = pd.to_numeric(raw[column], errors="coerce")
@@ -66,7 +66,12 @@ def read_text_table(path: Path, label: str, expected: str) -> pd.DataFrame:
     return raw
 
 
-def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
+def parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
+    """``column`` (ISO dates/times or epoch milliseconds) as a UTC index named timestamp.
+
+    Raises:
+        DataError: The first row that is neither, named with ``label``.
+    """
     text = column.fillna("").str.strip()
     if text.str.fullmatch(r"\d{11,14}").all():
         parsed = pd.to_datetime(text.astype("int64"), unit="ms", utc=True)

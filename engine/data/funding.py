@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.cache import CachedCandles, CandleCache
-from engine.data.csv_source import _parse_timestamps, read_text_table
+from engine.data.csv_source import parse_timestamps, read_text_table
 from engine.errors import DataError, ExchangeError
 
 #: Largest funding rate per interval taken as real: exchanges cap theirs at a few percent.
@@ -43,7 +43,7 @@ def read_funding_csv(path: str | Path, symbol: str) -> pd.Series:
         raise DataError(f"{label}: expected the columns timestamp,rate (milliseconds since "
                         f"the epoch, rate per funding interval as a fraction), found "
                         f"{','.join(raw.columns)}")
-    index = _parse_timestamps(raw["timestamp"], label) if len(raw) else \
+    index = parse_timestamps(raw["timestamp"], label) if len(raw) else \
         pd.DatetimeIndex([], tz="UTC", name="timestamp")
     rates = pd.to_numeric(raw["rate"], errors="coerce").to_numpy(dtype="float64")
     return checked(pd.Series(rates, index=index, name="rate"), label)

@@ -22,7 +22,6 @@ import pandas as pd
 from engine.config import Config, RLConfig, load_config, validate_config
 from engine.data import load_market_data
 from engine.errors import ConfigError
-from engine.execution import cost_model
 from engine.extras import require
 from engine.folds import first_train_end
 from engine.walkforward import run_walkforward
@@ -56,7 +55,7 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
         MissingExtra: The ``rl`` extra (gymnasium, stable-baselines3) is not installed.
     """
     require("rl", "engine.rl.make_env")
-    from engine.rl.env import TradingEnv, bar_range, env_data  # defers gymnasium (rl extra)
+    from engine.rl.env import broker_env, env_data  # defers gymnasium (rl extra)
 
     cfg = config if isinstance(config, Config) else load_config(config)
     rl = rl_settings(cfg, settings)
@@ -83,10 +82,7 @@ def make_env(config: Config | str | Path, start: Any = None, end: Any = None,
     symbols = traded_symbols(cfg)
     forecasts = walkforward.tables(rl.forecaster) if rl.use_forecast else None
     data = env_data(forecaster, frames, symbols, forecasts, first, cfg.data.timeframe)
-    lo, hi = bar_range(data, rl, start, end)
-    broker = cfg.broker
-    env = TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi,
-                     broker.borrow_rate)
+    env = broker_env(data, rl, cfg.broker, start, end)
     if seed is not None:
         env.reset(seed=seed)
     return env

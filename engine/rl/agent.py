@@ -33,11 +33,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from engine.config import BrokerConfig, Config, RLConfig
-from engine.execution import cost_model
 from engine.extras import require
 from engine.folds import FoldPlan
 from engine.rl import rl_settings
-from engine.rl.env import EnvData, TradingEnv, bar_range, env_data
+from engine.rl.env import EnvData, TradingEnv, broker_env, env_data
 from engine.walkforward import WalkForwardResult
 
 
@@ -128,7 +127,7 @@ def train_and_act(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list
 def _walk(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list[FoldPlan],
           ppo: PPOSettings, model_dir: Path | None, name: str, progress: bool,
           device: str) -> pd.DataFrame:
-    test = _env(data, rl, broker, plans[0].forecast_start, len(data.index) - 1)
+    test = broker_env(data, rl, broker, plans[0].forecast_start, len(data.index) - 1)
     obs, _ = test.reset(seed=ppo.seed)
     rows: list[tuple[pd.Timestamp, dict[str, float]]] = []
     agent = None
@@ -152,13 +151,6 @@ def _walk(data: EnvData, rl: RLConfig, broker: BrokerConfig, plans: list[FoldPla
                                                                       name="time"))
 
 
-def _env(data: EnvData, rl: RLConfig, broker: BrokerConfig, start: int,
-         end: int) -> TradingEnv:
-    lo, hi = bar_range(data, rl, start, end)
-    return TradingEnv(data, rl, broker.cash, cost_model(broker), broker.leverage, lo, hi,
-                      broker.borrow_rate)
-
-
 def _train_range(data: EnvData, rl: RLConfig, plan: FoldPlan) -> tuple[int, int]:
     """First and last bar (inclusive) of the fold's training episode."""
     first = plan.train_start + data.window_len - 1
@@ -177,7 +169,7 @@ def _fit_fold(agent: Any, plan: FoldPlan, data: EnvData, rl: RLConfig, broker: B
     first, last = _train_range(data, rl, plan)
     if last - first + 1 < max(ppo.min_train_bars, data.window_len, 2):
         return agent, 0  # too little known history: no agent yet, or keep the last one
-    env = _env(data, rl, broker, first, last)
+    env = broker_env(data, rl, broker, first, last)
     seed = ppo.seed + plan.index
     if agent is None:
         agent = PPO("MlpPolicy", env, learning_rate=ppo.learning_rate,

@@ -24,9 +24,9 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from engine.config import RLConfig
+from engine.config import BrokerConfig, RLConfig
 from engine.errors import ConfigError
-from engine.execution import Account, Bar, CostModel, rules
+from engine.execution import Account, Bar, CostModel, cost_model, rules
 from engine.execution.records import FUNDING
 from engine.timeframes import timeframe_ms
 from models.features import build_windows
@@ -280,6 +280,16 @@ def env_data(forecaster: Any, frames: Mapping[str, pd.DataFrame], symbols: tuple
     return EnvData(index, tuple(symbols), column("open"), column("high"), column("low"),
                    column("close"), funding, flat, forecast, forecaster.window_len,
                    first_forecast_bar, timeframe_ms(timeframe))
+
+
+def broker_env(data: EnvData, settings: RLConfig, broker: BrokerConfig, start: Any,
+               end: Any) -> TradingEnv:
+    """The environment over ``start`` .. ``end`` (see ``bar_range``) with ``broker``'s
+    cash, costs, leverage and borrow rate: the one place both ``make_env`` and the PPO
+    agent build it."""
+    lo, hi = bar_range(data, settings, start, end)
+    return TradingEnv(data, settings, broker.cash, cost_model(broker), broker.leverage, lo,
+                      hi, broker.borrow_rate)
 
 
 def bar_range(data: EnvData, settings: RLConfig, start: Any, end: Any) -> tuple[int, int]:
